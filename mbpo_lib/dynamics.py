@@ -1,0 +1,284 @@
+"""The dynamics model: a bootstrap ensemble that predicts reward and state change.
+
+:class:`DynamicsModel` learns :math:`p_\\theta(r, \\Delta s \\mid s, a)` with
+:math:`\\Delta s = s' - s`, as the paper's code does:
+
+* inputs ``[s, a]`` are standardised by a :class:`~mbpo_lib.models.Normalizer` refitted at
+  every fit; targets ``[r, s' - s]`` are not normalised;
+* each fit holds out ``min(20 %, 5000)`` rows (redrawn every fit), gives each member its own
+  bootstrap of the rest (indices drawn with replacement, reshuffled every epoch) and trains all
+  members at once;
+* early stopping: after each epoch a member *improves* when its holdout MSE falls by more than
+  1 % of its best so far; training stops once no member has improved for more than 5 epochs;
+  each member then gets back its **own** best weights;
+* the elites are the 5 members with the lowest holdout MSE;
+* the network and its optimiser are warm-started across fits;
+* :meth:`DynamicsModel.step` draws one elite per row uniformly at random and samples
+  :math:`\\hat y = \\mu + \\sigma \\odot \\xi,\\ \\xi \\sim \\mathcal{N}(0, I)` from it (or takes
+  :math:`\\mu` when deterministic), returning :math:`s + \\widehat{\\Delta s}` and :math:`\\hat r`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from .config import EnsembleConfig
+from .models import GaussianEnsemble, Normalizer
+
+
+class TransitionSource(Protocol):
+    """Anything :meth:`DynamicsModel.fit` can read transitions from (a replay buffer)."""
+
+    def transitions(self) -> tuple[torch.Tensor, ...]:
+        """``(obs, act, rew, next_obs, ...)`` of every stored transition, rows aligned."""
+        ...
+
+
+@dataclass
+class FitReport:
+    """What one :meth:`DynamicsModel.fit` did.
+
+    ``train_loss[epoch][member]`` is the member's mean training loss (the paper's loss, before
+    weight decay) over that epoch; ``holdout_mse[epoch][member]`` its holdout MSE after it.
+    ``best_epoch[member]`` is the epoch whose weights the member ends with (0-based) and
+    ``final_holdout_mse[member]`` the holdout MSE of those weights.
+    """
+
+    epochs: int
+    n_train: int
+    n_holdout: int
+    train_loss: list[list[float]] = field(repr=False)
+    holdout_mse: list[list[float]] = field(repr=False)
+    best_epoch: list[int]
+    final_holdout_mse: list[float]
+    elites: list[int]
+    seconds: float
+
+    @property
+    def elite_holdout_mse(self) -> float:
+        """Mean holdout MSE of the elites: the one number to watch across fits."""
+        return sum(self.final_holdout_mse[i] for i in self.elites) / len(self.elites)
+
+
+def improved_members(best: torch.Tensor, current: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The early-stopping test, per member: relative gain ``(best - current) / best > threshold``."""
+    return (best - current) / best > threshold
+
+
+def _draw(kind: str, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
+          high: int = 0) -> torch.Tensor:
+    """A random tensor on ``device`` from ``generator`` (drawn on the generator's own device)."""
+    where = device if generator is None else generator.device
+    if kind == "randint":
+        out = torch.randint(high, shape, generator=generator, device=where)
+    else:
+        out = torch.randn(shape, generator=generator, device=where)
+    return out.to(device)
+
+
+class DynamicsModel:
+    """Predicts reward and next state from ``(s, a)`` with a bootstrap ensemble (module docstring).
+
+    Args:
+        obs_dim, act_dim: sizes of the observation and action vectors.
+        config: an :class:`~mbpo_lib.config.EnsembleConfig` (the paper's settings by default).
+        device: where the network, the data it is fitted on and its predictions live.
+        seed: seeds the weight initialisation and the model's own generator, which fits use when
+            they are given none.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, config: EnsembleConfig | None = None,
+                 device: torch.device | str | None = None, seed: int = 0) -> None:
+        self.config = (config or EnsembleConfig()).validate()
+        for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        c = self.config
+        init_generator = torch.Generator().manual_seed(seed)  # same weights on every device
+        self.network = GaussianEnsemble(
+            obs_dim + act_dim, obs_dim + 1, c.ensemble_size, c.hidden_dim, c.num_layers, c.weight_decays,
+            c.init_max_logvar, c.init_min_logvar, c.logvar_bound_coef, generator=init_generator,
+        ).to(self.device)
+        self.normalizer = Normalizer(obs_dim + act_dim).to(self.device)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=c.lr)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._elites = torch.arange(c.num_elites, device=self.device)
+        self.fitted = False
+
+    @property
+    def elites(self) -> list[int]:
+        """Indices of the members used for prediction (lowest holdout MSE at the last fit)."""
+        return self._elites.tolist()
+
+    # --- data ------------------------------------------------------------------------------
+
+    def _as_rows(self, x: torch.Tensor | Any, dim: int, name: str) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        if x.dim() != 2 or x.shape[1] != dim:
+            raise ValueError(f"{name} must be [N, {dim}], got {list(x.shape)}")
+        return x
+
+    def make_dataset(self, obs, act, rew, next_obs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs ``[s, a]`` ``[N, obs+act]`` and targets ``[r, s' - s]`` ``[N, 1+obs]``."""
+        obs = self._as_rows(obs, self.obs_dim, "obs")
+        act = self._as_rows(act, self.act_dim, "act")
+        next_obs = self._as_rows(next_obs, self.obs_dim, "next_obs")
+        rew = torch.as_tensor(rew, dtype=torch.float32, device=self.device).reshape(-1, 1)
+        if not obs.shape[0] == act.shape[0] == rew.shape[0] == next_obs.shape[0]:
+            raise ValueError(f"obs, act, rew and next_obs must have the same rows, got {obs.shape[0]}, "
+                             f"{act.shape[0]}, {rew.shape[0]} and {next_obs.shape[0]}")
+        return torch.cat([obs, act], dim=-1), torch.cat([rew, next_obs - obs], dim=-1)
+
+    # --- fitting ---------------------------------------------------------------------------
+
+    def fit(self, obs: torch.Tensor | TransitionSource, act: torch.Tensor | None = None,
+            rew: torch.Tensor | None = None, next_obs: torch.Tensor | None = None,
+            generator: torch.Generator | None = None) -> FitReport:
+        """Fit the ensemble on transitions (or on a buffer passed as the only argument)."""
+        if act is None and rew is None and next_obs is None:
+            obs, act, rew, next_obs = obs.transitions()[:4]
+        elif act is None or rew is None or next_obs is None:
+            raise TypeError("fit takes either a transition source alone or obs, act, rew and next_obs")
+        inputs, targets = self.make_dataset(obs, act, rew, next_obs)
+        return self.fit_arrays(inputs, targets, generator)
+
+    def fit_arrays(self, inputs: torch.Tensor, targets: torch.Tensor,
+                   generator: torch.Generator | None = None) -> FitReport:
+        """Fit on ready-made ``inputs [N, obs+act]`` and ``targets [N, 1+obs]`` (see :meth:`fit`)."""
+        start = time.perf_counter()
+        c, g, E = self.config, generator or self.generator, self.config.ensemble_size
+        n = inputs.shape[0]
+        n_holdout = min(int(n * c.holdout_ratio), c.max_holdout)
+        if n_holdout < 1:
+            raise ValueError(f"fit needs enough transitions for a holdout set: {n} rows give "
+                             f"{n_holdout} holdout rows at holdout_ratio={c.holdout_ratio}")
+        perm = torch.randperm(n, generator=g, device=g.device).to(self.device)
+        holdout_in, holdout_tg = inputs[perm[:n_holdout]], targets[perm[:n_holdout]]
+        train_in, train_tg = inputs[perm[n_holdout:]], targets[perm[n_holdout:]]
+        n_train = train_in.shape[0]
+        self.normalizer.fit(train_in)
+        train_in, holdout_in = self.normalizer(train_in), self.normalizer(holdout_in)
+
+        bootstrap = _draw("randint", (E, n_train), g, self.device, high=n_train)
+        batches = math.ceil(n_train / c.batch_size)
+        layer_params = [p for layer in self.network.layers for p in (layer.weight, layer.bias)]
+        best_params = [p.detach().clone() for p in layer_params]
+        best = torch.full((E,), 1e10, device=self.device)
+        best_epoch = torch.zeros(E, dtype=torch.long, device=self.device)
+        train_history, holdout_history = [], []
+        epoch, since_update = 0, 0
+        while c.max_epochs is None or epoch < c.max_epochs:
+            shuffle = torch.argsort(_draw("randn", (E, n_train), g, self.device), dim=1)
+            order = torch.gather(bootstrap, 1, shuffle)
+            loss_sum = torch.zeros(E, device=self.device)
+            self.network.train()
+            for b in range(batches):
+                rows = order[:, b * c.batch_size:(b + 1) * c.batch_size]      # [E, batch]
+                mean, logvar = self.network(train_in[rows])
+                member = self.network.member_losses(mean, logvar, train_tg[rows])
+                loss = member.sum() + self.network.bound_penalty() + self.network.weight_decay_loss()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss_sum += member.detach()
+            mse = self._holdout_mse(holdout_in, holdout_tg)
+            improved = improved_members(best, mse, c.improvement_threshold)
+            with torch.no_grad():
+                for saved, param in zip(best_params, layer_params, strict=True):
+                    saved[improved] = param[improved]
+            best = torch.where(improved, mse, best)
+            best_epoch = torch.where(improved, epoch, best_epoch)
+            train_history.append((loss_sum / batches).tolist())
+            holdout_history.append(mse.tolist())
+            epoch += 1
+            since_update = 0 if bool(improved.any()) else since_update + 1
+            if since_update > c.patience:
+                break
+        with torch.no_grad():  # each member gets back its own best weights
+            for saved, param in zip(best_params, layer_params, strict=True):
+                param.copy_(saved)
+        final = self._holdout_mse(holdout_in, holdout_tg)
+        self._elites = torch.argsort(final)[: c.num_elites]
+        self.fitted = True
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return FitReport(
+            epochs=epoch, n_train=n_train, n_holdout=n_holdout, train_loss=train_history,
+            holdout_mse=holdout_history, best_epoch=best_epoch.tolist(), final_holdout_mse=final.tolist(),
+            elites=self.elites, seconds=time.perf_counter() - start,
+        )
+
+    @torch.no_grad()
+    def _holdout_mse(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        self.network.eval()
+        mean, _ = self.network(inputs)
+        return self.network.member_mse(mean, targets)
+
+    # --- prediction ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's Gaussian over ``[r, s' - s]``: ``(mean, logvar)``, each ``[E, B, 1+obs]``."""
+        x = torch.cat([self._as_rows(obs, self.obs_dim, "obs"), self._as_rows(act, self.act_dim, "act")], -1)
+        return self.network(self.normalizer(x))
+
+    @torch.no_grad()
+    def step(self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None,
+             deterministic: bool = False, disagreement: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """One model step for a batch: ``(next_obs [B, obs], rew [B], info)``.
+
+        Each row uses one elite drawn uniformly at random and only that member is computed
+        (rows grouped by member). ``deterministic`` returns the chosen elite's mean instead of a
+        sample. ``info["member"]`` is the member used per row; with ``disagreement=True`` all
+        elites are run and ``info["disagreement"]`` is, per row, the standard deviation across
+        elites of the predicted mean, averaged over ``[r, s' - s]``'s dimensions.
+        ``generator`` (on the model's device, or on the CPU) makes the draws repeatable.
+        """
+        obs = self._as_rows(obs, self.obs_dim, "obs")
+        x = self.normalizer(torch.cat([obs, self._as_rows(act, self.act_dim, "act")], dim=-1))
+        rows = x.shape[0]
+        pick = _draw("randint", (rows,), generator, self.device, high=self._elites.shape[0])
+        member = self._elites[pick]
+        info: dict[str, torch.Tensor] = {"member": member}
+        self.network.eval()
+        if disagreement:
+            means, logvars = self.network(x, self._elites)                  # [elites, B, out]
+            index = torch.arange(rows, device=self.device)
+            mean, logvar = means[pick, index], logvars[pick, index]
+            info["disagreement"] = means.std(dim=0, unbiased=False).mean(dim=-1)
+        else:
+            mean, logvar = self.network.forward_per_row(x, member)
+        if not deterministic:
+            mean = mean + torch.exp(0.5 * logvar) * _draw("randn", tuple(mean.shape), generator, self.device)
+        return obs + mean[:, 1:], mean[:, 0], info
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, normaliser, optimiser, elites, RNG."""
+        return {
+            "network": self.network.state_dict(), "normalizer": self.normalizer.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "elites": self._elites.clone(),
+            "generator": self.generator.get_state(), "fitted": self.fitted,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        elites = torch.as_tensor(state["elites"], dtype=torch.long, device=self.device)
+        if elites.shape != (self.config.num_elites,) or not bool(
+                ((elites >= 0) & (elites < self.config.ensemble_size)).all()):
+            raise ValueError(f"elites {elites.tolist()} do not fit an ensemble of "
+                             f"{self.config.ensemble_size} with {self.config.num_elites} elites")
+        self._elites = elites
+        self.generator.set_state(state["generator"])
+        self.fitted = bool(state["fitted"])

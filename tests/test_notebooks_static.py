@@ -1,0 +1,176 @@
+"""Static checks of the notebooks, no kernel needed (the nbdev habit: clean and in sync first).
+
+Each ``notebooks/NN_name.ipynb`` must be paired with its jupytext percent file ``NN_name.py``
+and agree with it (cell types, sources, tags, slide metadata); hold no outputs, execution
+counts or widget state; give every cell a ``slideshow.slide_type``; carry an Open-in-Colab
+badge to its own path in its title cell; start its code with the guarded Colab setup cell;
+and use the ``python3`` kernel.
+"""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jupytext
+import pytest
+import tomllib
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+REPOSITORY_URL = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+GITHUB_PATH = REPOSITORY_URL.removeprefix("https://github.com/")
+COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^)\s\"']+")
+SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
+COLAB_GUARD = 'if "google.colab" in sys.modules:'
+
+
+def colab_url(notebook: Path) -> str:
+    return f"https://colab.research.google.com/github/{GITHUB_PATH}/blob/main/notebooks/{notebook.name}"
+
+
+def cell_summary(cell) -> tuple:
+    metadata = cell.get("metadata", {})
+    return (cell["cell_type"], cell["source"].rstrip(), tuple(metadata.get("tags", [])),
+            metadata.get("slideshow"))
+
+
+def pair_problems(ipynb: Path) -> list[str]:
+    """Every way the notebook and its percent .py disagree (empty when the pair is in sync)."""
+    py = ipynb.with_suffix(".py")
+    if not py.exists():
+        return [f"{ipynb.name} has no paired {py.name}"]
+    from_ipynb = [cell_summary(c) for c in jupytext.read(ipynb).cells]
+    from_py = [cell_summary(c) for c in jupytext.read(py).cells]
+    problems = []
+    if len(from_ipynb) != len(from_py):
+        problems.append(f"{ipynb.name} has {len(from_ipynb)} cells, {py.name} has {len(from_py)}")
+    fields = ("cell type", "source", "tags", "slide metadata")
+    for index, (a, b) in enumerate(zip(from_ipynb, from_py, strict=False)):
+        for field, x, y in zip(fields, a, b, strict=True):
+            if x != y:
+                problems.append(f"cell {index}: {field} differs between {ipynb.name} and {py.name}")
+    return problems
+
+
+def committed_state_problems(ipynb: Path) -> list[str]:
+    raw = json.loads(ipynb.read_text())
+    problems = []
+    for index, cell in enumerate(raw["cells"]):
+        if cell.get("outputs"):
+            problems.append(f"cell {index} holds outputs")
+        if cell.get("execution_count") is not None:
+            problems.append(f"cell {index} holds an execution count")
+        slide_type = cell.get("metadata", {}).get("slideshow", {}).get("slide_type")
+        if slide_type not in SLIDE_TYPES:
+            problems.append(f"cell {index} has slide_type {slide_type!r}, not one of {sorted(SLIDE_TYPES)}")
+    if "widgets" in raw["metadata"]:
+        problems.append("notebook metadata holds widget state")
+    return problems
+
+
+def test_the_series_has_notebooks_with_numbered_unique_names():
+    names = [nb.stem for nb in NOTEBOOKS]
+    assert "00_overview" in names
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+", name) for name in names), names
+    assert len({name[:2] for name in names}) == len(names), "two notebooks share a number"
+
+
+def test_every_percent_file_has_its_notebook():
+    for py in (REPO / "notebooks").glob("*.py"):
+        assert py.with_suffix(".ipynb").exists(), f"{py.name} has no paired notebook"
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_is_in_sync(ipynb):
+    assert pair_problems(ipynb) == []
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_outputs_counts_or_widget_state_and_every_cell_has_a_slide_type(ipynb):
+    assert committed_state_problems(ipynb) == []
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_title_cell_has_a_colab_badge_to_its_own_path(ipynb):
+    title = jupytext.read(ipynb).cells[0]
+    assert title.cell_type == "markdown" and title.source.startswith("# ")
+    assert "colab-badge.svg" in title.source
+    assert COLAB_LINK.findall(title.source) == [colab_url(ipynb)]
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_setup_cell_installs_mbpo_lib_on_colab_only(ipynb):
+    setup = next(c for c in jupytext.read(ipynb).cells if c.cell_type == "code")
+    assert COLAB_GUARD in setup.source
+    guarded = setup.source.split(COLAB_GUARD, 1)[1]
+    assert f"mbpo_lib @ git+{REPOSITORY_URL}@main" in guarded
+    assert "-e" not in guarded.split() and "--editable" not in guarded  # editable is invisible to a kernel
+    assert "import mbpo_lib" in setup.source
+    assert "mbpo_lib.fast_mode()" in setup.source
+    assert setup.metadata["slideshow"]["slide_type"] == "skip"
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_kernelspec_is_python3(ipynb):
+    assert json.loads(ipynb.read_text())["metadata"]["kernelspec"]["name"] == "python3"
+    assert jupytext.read(ipynb.with_suffix(".py")).metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_readme_lists_the_notebook_with_its_badge(ipynb):
+    readme = (REPO / "README.md").read_text()
+    assert f"notebooks/{ipynb.name}" in readme
+    assert colab_url(ipynb) in readme
+
+
+# --- the checks themselves catch what they are for ------------------------------------------
+
+@pytest.fixture
+def pair_copy(tmp_path):
+    source = REPO / "notebooks" / "00_overview.ipynb"
+    shutil.copy(source, tmp_path / source.name)
+    shutil.copy(source.with_suffix(".py"), tmp_path / source.with_suffix(".py").name)
+    return tmp_path / source.name
+
+
+def test_a_stale_source_is_caught(pair_copy):
+    py = pair_copy.with_suffix(".py")
+    text = py.read_text()
+    assert "import sys" in text
+    py.write_text(text.replace("import sys", "import sys  # edited in the .py only", 1))
+    problems = pair_problems(pair_copy)
+    assert len(problems) == 1 and "source differs" in problems[0]
+
+
+def test_a_changed_slide_type_is_caught(pair_copy):
+    py = pair_copy.with_suffix(".py")
+    text = py.read_text()
+    py.write_text(text.replace('slideshow={"slide_type": "skip"}', 'slideshow={"slide_type": "slide"}', 1))
+    assert any("slide metadata differs" in p for p in pair_problems(pair_copy))
+
+
+def test_a_cell_added_to_one_side_is_caught(pair_copy):
+    py = pair_copy.with_suffix(".py")
+    py.write_text(py.read_text() + '\n# %% slideshow={"slide_type": "skip"}\nprint("new")\n')
+    assert any("cells" in p for p in pair_problems(pair_copy))
+
+
+def test_a_missing_pair_is_caught(pair_copy):
+    pair_copy.with_suffix(".py").unlink()
+    assert pair_problems(pair_copy) == [f"{pair_copy.name} has no paired {pair_copy.stem}.py"]
+
+
+def test_committed_outputs_and_missing_slide_metadata_are_caught(pair_copy):
+    raw = json.loads(pair_copy.read_text())
+    code = next(c for c in raw["cells"] if c["cell_type"] == "code")
+    code["execution_count"] = 3
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hi\n"]}]
+    del raw["cells"][0]["metadata"]["slideshow"]
+    raw["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    pair_copy.write_text(json.dumps(raw))
+    problems = committed_state_problems(pair_copy)
+    assert any("outputs" in p for p in problems)
+    assert any("execution count" in p for p in problems)
+    assert any("cell 0 has slide_type None" in p for p in problems)
+    assert "notebook metadata holds widget state" in problems
