@@ -13,8 +13,10 @@ JOBS   ?= 2
 venv:
 	$(PYTHON) scripts/bootstrap_venv.py --venv $(VENV)
 
+# Headless (no DISPLAY): no browser, JupyterLab prints the URL to open. Root (containers): allowed.
 lab: venv
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(DISPLAY),,--no-browser)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(DISPLAY),,--no-browser) \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: venv
 	$(VENV)/bin/ruff check .
