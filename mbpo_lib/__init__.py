@@ -11,7 +11,20 @@ from .diagrams import plot_mbpo_loop
 from .dynamics import DynamicsModel, FitReport
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
+from .rollout import ROLLOUT_SCHEDULES, Schedule, rollout_schedule
 from .runtime import default_device, fast_mode, seed_everything, setup_report
+from .theory import (
+    BoundTerms,
+    branched_bound_terms,
+    full_model_bound_gap,
+    geometric_compounding_error,
+    linear_compounding_error,
+    multistep_error,
+    optimal_k,
+    optimal_k_continuous,
+    simplified_bound,
+    trajectory_windows,
+)
 
 try:
     __version__ = _metadata.version("mbpo_lib")
@@ -19,21 +32,34 @@ except _metadata.PackageNotFoundError:  # imported from a source tree without in
     __version__ = "0+unknown"
 
 __all__ = [
+    "BoundTerms",
     "DynamicsModel",
     "EnsembleConfig",
     "EnsembleLinear",
     "FitReport",
     "GaussianEnsemble",
     "Normalizer",
+    "ROLLOUT_SCHEDULES",
+    "Schedule",
     "__version__",
     "apply_style",
+    "branched_bound_terms",
     "default_device",
     "fast_mode",
     "figures_dir",
+    "full_model_bound_gap",
     "gaussian_nll",
+    "geometric_compounding_error",
+    "linear_compounding_error",
+    "multistep_error",
+    "optimal_k",
+    "optimal_k_continuous",
     "plot_mbpo_loop",
+    "rollout_schedule",
     "save_figure",
     "seed_everything",
     "series_style",
     "setup_report",
+    "simplified_bound",
+    "trajectory_windows",
 ]

@@ -1,0 +1,153 @@
+"""The rollout-length theory: formulas against hand computation, recursions and brute force."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.testing import assert_close
+
+from mbpo_lib import theory
+
+
+def test_linear_reading_gives_the_guides_75_percent():
+    assert theory.linear_compounding_error(0.05, 15) == pytest.approx(0.75)
+    assert np.allclose(theory.linear_compounding_error(0.1, np.arange(4)), [0, 0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("lipschitz", [0.8, 1.0, 1.05, 1.3])
+def test_geometric_error_is_the_recursion_e_next_equals_L_e_plus_eps(lipschitz):
+    eps, error, errors = 0.05, 0.0, []
+    for _ in range(30):
+        error = lipschitz * error + eps
+        errors.append(error)
+    closed = theory.geometric_compounding_error(eps, lipschitz, np.arange(1, 31))
+    assert np.allclose(closed, errors)
+
+
+def test_geometric_error_at_L_1_is_linear_and_saturates_below_1():
+    assert np.allclose(theory.geometric_compounding_error(0.05, 1.0, np.arange(20)),
+                       theory.linear_compounding_error(0.05, np.arange(20)))
+    assert theory.geometric_compounding_error(0.05, 0.5, 200) == pytest.approx(0.05 / (1 - 0.5))
+    assert theory.geometric_compounding_error(0.05, 1.1, 15) > theory.linear_compounding_error(0.05, 15)
+
+
+def test_simplified_bound():
+    assert theory.simplified_bound(100.0, 0.1, 5, c=2.0) == pytest.approx(99.0)
+
+
+def test_theorem_4_1_gap_by_hand():
+    gamma, r_max, eps_pi, eps_m = 0.9, 1.0, 0.01, 0.02
+    by_hand = 2 * 0.9 * 1.0 * (0.02 + 0.02) / 0.01 + 4 * 1.0 * 0.01 / 0.1
+    assert theory.full_model_bound_gap(gamma, r_max, eps_pi, eps_m) == pytest.approx(by_hand)
+
+
+def test_theorem_4_3_terms_by_hand():
+    gamma, r_max, eps_pi, eps_m, k = 0.99, 2.0, 0.1, 0.003, 4
+    shift = 2 * r_max * (gamma ** 5 * eps_pi / (1 - gamma) ** 2 + gamma ** 4 * eps_pi / (1 - gamma))
+    model = 2 * r_max * k * eps_m / (1 - gamma)
+    terms = theory.branched_bound_terms(k, gamma, r_max, eps_pi, eps_m)
+    assert terms.policy_shift == pytest.approx(shift)
+    assert terms.model == pytest.approx(model)
+    assert terms.total == pytest.approx(shift + model)
+
+
+def test_theorem_4_3_sides_move_in_opposite_directions():
+    k = np.arange(0, 50)
+    terms = theory.branched_bound_terms(k, 0.99, 1.0, 0.2, 0.01)
+    assert np.all(np.diff(terms.policy_shift) < 0) and np.all(np.diff(terms.model) > 0)
+    assert terms.model[0] == 0  # no rollout, no model error
+    # at k = 0 the two policy-shift terms combine to 2 r_max eps_pi / (1 - gamma)^2
+    assert terms.policy_shift[0] == pytest.approx(2 * 0.2 / 0.01 ** 2)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_optimal_k_is_the_argmin_of_the_curve(seed):
+    rng = np.random.default_rng(seed)
+    gamma = rng.uniform(0.9, 0.999)
+    eps_pi, eps_m = rng.uniform(0.01, 0.5), 10 ** rng.uniform(-5, -1)
+    k = np.arange(0, 5001)
+    total = theory.branched_bound_terms(k, gamma, 1.0, eps_pi, eps_m).total
+    assert theory.optimal_k(gamma, eps_pi, eps_m, k_max=5000) == int(np.argmin(total))
+
+
+def test_continuous_k_star_is_a_stationary_point():
+    gamma, eps_pi, eps_m = 0.99, 0.1, 0.0005
+    k_star = theory.optimal_k_continuous(gamma, eps_pi, eps_m)
+    assert k_star > 0
+
+    def gap(k):
+        return float(theory.branched_bound_terms(k, gamma, 1.0, eps_pi, eps_m).total)
+
+    h = 1e-4
+    assert (gap(k_star + h) - gap(k_star - h)) / (2 * h) == pytest.approx(0.0, abs=1e-6)
+    assert gap(k_star) < gap(k_star - 1) and gap(k_star) < gap(k_star + 1)
+
+
+def test_a_poor_model_means_no_rollout():
+    assert theory.optimal_k_continuous(0.99, 0.01, 1.0) == 0.0
+    assert theory.optimal_k(0.99, 0.01, 1.0) == 0
+    assert theory.optimal_k_continuous(0.99, 0.1, 0.0) == math.inf
+    assert theory.optimal_k(0.99, 0.1, 0.0, k_max=25) == 25
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: theory.branched_bound_terms(1, 1.0, 1.0, 0.1, 0.1), "gamma must be in"),
+    (lambda: theory.branched_bound_terms(1, 0.9, 1.0, -0.1, 0.1), "eps_pi must be >= 0"),
+    (lambda: theory.geometric_compounding_error(0.1, -1.0, 3), "lipschitz must be >= 0"),
+    (lambda: theory.optimal_k(0.9, 0.1, 0.1, k_max=-1), "k_max must be an int >= 0"),
+    (lambda: theory.full_model_bound_gap(0.0, 1.0, 0.1, 0.1), "gamma must be in"),
+])
+def test_bad_values_are_refused_by_name(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_trajectory_windows_cut_an_episode():
+    obs = torch.arange(11.0).unsqueeze(-1).repeat(1, 2)     # s_t = (t, t)
+    act = torch.arange(10.0).unsqueeze(-1)
+    w_obs, w_act = theory.trajectory_windows(obs, act, k_max=3, stride=2)
+    assert w_obs.shape == (4, 4, 2) and w_act.shape == (4, 3, 1)
+    assert w_obs[:, 0, 0].tolist() == [0, 2, 4, 6] and w_obs[3, 3, 0] == 9
+    assert torch.equal(w_act[1, :, 0], torch.tensor([2.0, 3.0, 4.0]))
+    with pytest.raises(ValueError, match="one more state than actions"):
+        theory.trajectory_windows(obs[:-1], act, 3)
+
+
+class DriftModel:
+    """A stand-in model: s' = s + a + bias, deterministic. Its k-step error is k * |bias|."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, bias):
+        self.bias = torch.as_tensor(bias)
+
+    def step(self, obs, act, generator=None, deterministic=False):
+        return obs + act + self.bias, torch.zeros(obs.shape[0]), {}
+
+
+def test_multistep_error_accumulates_a_constant_drift():
+    g = torch.Generator().manual_seed(0)
+    act = torch.randn(8, 5, 2, generator=g)
+    obs = torch.cat([torch.zeros(8, 1, 2), torch.cumsum(act, dim=1)], dim=1)  # the true s' = s + a
+    errors = theory.multistep_error(DriftModel([0.3, 0.4]), obs, act)
+    assert_close(errors, 0.5 * torch.arange(1, 6, dtype=torch.float32))
+    assert theory.multistep_error(DriftModel([0.3, 0.4]), obs, act, k_max=2).shape == (2,)
+
+
+def test_multistep_error_of_a_dynamics_model_starts_at_its_one_step_error():
+    from mbpo_lib import DynamicsModel, EnsembleConfig
+
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(2000, 3, generator=g)
+    act = torch.rand(2000, 1, generator=g)
+    next_obs = 0.9 * obs + 0.1 * act
+    model = DynamicsModel(3, 1, EnsembleConfig(hidden_dim=32, max_epochs=5), seed=0)
+    model.fit(obs, act, torch.zeros(2000), next_obs)
+    windows = torch.stack([obs[:50], next_obs[:50]], dim=1), act[:50, None]
+    errors = theory.multistep_error(model, *windows, generator=torch.Generator().manual_seed(1))
+    predicted, _, _ = model.step(obs[:50], act[:50], generator=torch.Generator().manual_seed(1),
+                                 deterministic=True)
+    assert_close(errors[0], torch.linalg.vector_norm(predicted - next_obs[:50], dim=-1).mean())
+    with pytest.raises(ValueError, match="k_max"):
+        theory.multistep_error(model, *windows, k_max=2)
