@@ -25,6 +25,7 @@ from .theory import (
     simplified_bound,
     trajectory_windows,
 )
+from .widgets import bound_vs_k_figure, k_vs_error_widget, show_bound_vs_k
 
 try:
     __version__ = _metadata.version("mbpo_lib")
@@ -43,6 +44,7 @@ __all__ = [
     "Schedule",
     "__version__",
     "apply_style",
+    "bound_vs_k_figure",
     "branched_bound_terms",
     "default_device",
     "fast_mode",
@@ -50,6 +52,7 @@ __all__ = [
     "full_model_bound_gap",
     "gaussian_nll",
     "geometric_compounding_error",
+    "k_vs_error_widget",
     "linear_compounding_error",
     "multistep_error",
     "optimal_k",
@@ -60,6 +63,7 @@ __all__ = [
     "seed_everything",
     "series_style",
     "setup_report",
+    "show_bound_vs_k",
     "simplified_bound",
     "trajectory_windows",
 ]
