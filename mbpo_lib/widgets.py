@@ -7,6 +7,8 @@ runs in Colab (ipywidgets 7) and JupyterLab (ipywidgets 8).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -17,16 +19,37 @@ from .theory import branched_bound_terms, optimal_k
 K_MAX = 30
 
 
+@dataclass(frozen=True)
+class KReadout:
+    """What the widget reports for the chosen k: the gap there and at the best k*."""
+
+    k: int
+    k_star: int
+    gap_at_k: float
+    gap_at_k_star: float
+    figure: Figure = field(repr=False, compare=False)
+
+    @property
+    def excess_over_k_star(self) -> float:
+        return self.gap_at_k - self.gap_at_k_star
+
+    def __str__(self) -> str:
+        return (f"k = {self.k}: gap {self.gap_at_k:.2f} | best k* = {self.k_star}: "
+                f"gap {self.gap_at_k_star:.2f} | excess {self.excess_over_k_star:.2f}")
+
+
 def bound_vs_k_figure(k: int = 3, eps_m: float = 0.09, eps_pi: float = 0.1, gamma: float = 0.99,
-                      c: float = 1.0, r_max: float = 1.0, k_max: int = K_MAX) -> tuple[Figure, dict]:
+                      c: float = 1.0, r_max: float = 1.0, k_max: int = K_MAX) -> KReadout:
     """Theorem 4.3's gap against the rollout length, next to the guide's simplified bound.
 
     Left: the policy-shift side (falls with k), the model side (rises with k) and their sum,
     with the best length k* and the chosen ``k`` marked. Right: the simplified penalty
     C·ε_m·k, which only rises, so on its own it always says "k = 0".
-    Returns the figure and a readout: ``k``, ``k_star``, the gap at both, and how much worse
-    the chosen k is than k*.
+    Returns a :class:`KReadout` (the chosen k, k*, the gap at both, and the figure).
+    ``k`` must be an int in [1, k_max] (a rollout has at least one step).
     """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= k_max:
+        raise ValueError(f"k must be an int in [1, {k_max}] (a rollout has at least one step), got {k!r}")
     ks = np.arange(0, k_max + 1)
     terms = branched_bound_terms(ks, gamma, r_max, eps_pi, eps_m)
     k_star = optimal_k(gamma, eps_pi, eps_m, k_max=k_max)
@@ -47,18 +70,15 @@ def bound_vs_k_figure(k: int = 3, eps_m: float = 0.09, eps_pi: float = 0.1, gamm
         right.set(xlabel="rollout length k", ylabel="penalty", title="The simplified bound: only rises")
         right.legend(fontsize=9)
         fig.tight_layout()
-    readout = {"k": k, "k_star": k_star, "gap_at_k": at_k, "gap_at_k_star": at_star,
-               "excess_over_k_star": at_k - at_star}
-    return fig, readout
+    return KReadout(k=int(k), k_star=k_star, gap_at_k=at_k, gap_at_k_star=at_star, figure=fig)
 
 
-def show_bound_vs_k(**settings) -> dict:
+def show_bound_vs_k(**settings) -> KReadout:
     """Draw :func:`bound_vs_k_figure`, print its readout and show it (what the widget calls)."""
-    fig, readout = bound_vs_k_figure(**settings)
-    print(f"k = {readout['k']}: gap {readout['gap_at_k']:.2f} | best k* = {readout['k_star']}: "
-          f"gap {readout['gap_at_k_star']:.2f} | excess {readout['excess_over_k_star']:.2f}")
+    readout = bound_vs_k_figure(**settings)
+    print(readout)
     plt.show()  # ends the call with the figure shown and closed (else Colab stacks the plots)
-    plt.close(fig)
+    plt.close(readout.figure)
     return readout
 
 
@@ -66,13 +86,13 @@ def k_vs_error_widget(k: int = 3, eps_m: float = 0.09, eps_pi: float = 0.1, gamm
                       c: float = 1.0):
     """Sliders for k, ε_m, ε_π, γ and C over :func:`show_bound_vs_k`.
 
-    Returns the :class:`ipywidgets.interactive`; its ``result`` is the latest readout.
+    Returns the :class:`ipywidgets.interactive`; its ``result`` is the latest :class:`KReadout`.
     """
     import ipywidgets as widgets
 
     style = {"description_width": "initial"}
     sliders = {
-        "k": widgets.IntSlider(value=k, min=0, max=K_MAX, description="k (rollout length)", style=style),
+        "k": widgets.IntSlider(value=k, min=1, max=K_MAX, description="k (rollout length)", style=style),
         "eps_m": widgets.FloatLogSlider(value=eps_m, base=10, min=-3, max=0, step=0.05,
                                         description="ε_m (model error)", style=style, readout_format=".1e"),
         "eps_pi": widgets.FloatSlider(value=eps_pi, min=0.01, max=0.5, step=0.01,
