@@ -131,9 +131,12 @@ class GaussianEnsemble(nn.Module):
         if x.dim() != 3 or x.shape[0] != m or x.shape[-1] != self.in_dim:
             raise ValueError(f"expected input [{m}, B, {self.in_dim}] or [B, {self.in_dim}], "
                              f"got {list(x.shape)}")
+        # Without autograd (prediction, holdout scores) nothing keeps the pre-activation, so SiLU
+        # overwrites it: one large buffer less per layer, which matters for 100K-row rollouts.
+        inplace = not torch.is_grad_enabled()
         h = x
         for layer in self.layers[:-1]:
-            h = F.silu(layer(h, members))
+            h = F.silu(layer(h, members), inplace=inplace)
         mean, raw_logvar = self.layers[-1](h, members).chunk(2, dim=-1)
         return mean, self.bound_logvar(raw_logvar)
 
@@ -193,7 +196,11 @@ class GaussianEnsemble(nn.Module):
 
     def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The scalar the optimiser minimises: members' losses summed, plus the bound penalty
-        and the weight decay. ``x [E, B, in]``, ``target [E, B, out]``."""
+        and the weight decay. ``x [E, B, in]``, ``target [E, B, out]``.
+
+        (:meth:`DynamicsModel.fit <mbpo_lib.dynamics.DynamicsModel.fit>` leaves the weight decay
+        out of its loss and lets Adam add its gradient ``wd * W`` instead: the same update, cheaper.)
+        """
         mean, logvar = self.forward(x)
         members = self.member_losses(mean, logvar, target).sum()
         return members + self.bound_penalty() + self.weight_decay_loss()

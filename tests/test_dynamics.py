@@ -5,7 +5,8 @@ import torch
 from torch.testing import assert_close
 
 from mbpo_lib.config import EnsembleConfig
-from mbpo_lib.dynamics import DynamicsModel, improved_members
+from mbpo_lib.dynamics import DynamicsModel, improved_members, make_optimizer
+from mbpo_lib.models import GaussianEnsemble
 
 OBS, ACT = 4, 2
 
@@ -75,6 +76,35 @@ def test_improvement_rule_needs_more_than_one_percent():
     best = torch.tensor([1.0, 1.0, 1.0, 1e10])
     current = torch.tensor([0.995, 0.989, 1.2, 3.0])
     assert improved_members(best, current, 0.01).tolist() == [False, True, False, True]
+
+
+def test_optimizer_applies_the_papers_weight_decay():
+    """The fit's Adam, fed the loss without the decay term, moves the weights as plain Adam on the
+    full loss (members + bound penalty + weight decay) does."""
+    DECAYS = (1e-1, 2e-1, 3e-1, 4e-1, 5e-1)  # large, so a missing or misplaced decay shows
+    def network():
+        return GaussianEnsemble(5, 3, ensemble_size=3, hidden_dim=16, weight_decays=DECAYS,
+                                generator=torch.Generator().manual_seed(0)).double()
+    ours, reference = network(), network()
+    optimizer = make_optimizer(ours, lr=1e-2)
+    plain = torch.optim.Adam(reference.parameters(), lr=1e-2, foreach=False)
+    groups = optimizer.param_groups
+    assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in ours.parameters())
+    assert [g["weight_decay"] for g in groups] == [*DECAYS, 0.0]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x = torch.randn(3, 8, 5, generator=g, dtype=torch.float64)
+        y = torch.randn(3, 8, 3, generator=g, dtype=torch.float64)
+        mean, logvar = ours(x)
+        loss = ours.member_losses(mean, logvar, y).sum() + ours.bound_penalty()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        plain.zero_grad()
+        reference.loss(x, y).backward()
+        plain.step()
+    for p, q in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert_close(p, q, rtol=1e-10, atol=1e-12)
 
 
 def test_training_stops_after_patience_epochs_without_improvement():

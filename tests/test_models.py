@@ -104,6 +104,21 @@ def test_forward_per_row_equals_each_rows_own_member():
     assert_close(model.forward_per_row(x, single)[0], full_mean[4])
 
 
+def test_forward_without_autograd_is_the_same_and_leaves_the_input_alone():
+    """Under no_grad SiLU runs in place (a speed path): same numbers, input untouched."""
+    model = GaussianEnsemble(6, 4, ensemble_size=5, hidden_dim=32, generator=gen())
+    x = torch.randn(5, 40, 6, generator=gen(1))
+    x_copy = x.clone()
+    with_grad = model(x)
+    with torch.no_grad():
+        without = model(x)
+        per_row = model.forward_per_row(x[0], torch.arange(40) % 5)
+    assert torch.equal(x, x_copy)
+    assert torch.equal(with_grad[0].detach(), without[0]) and torch.equal(with_grad[1].detach(), without[1])
+    rows = torch.arange(40)
+    assert torch.equal(per_row[0], model(x[0])[0][rows % 5, rows].detach())
+
+
 def test_logvar_bounds_hold_everywhere_and_pass_the_middle_through():
     model = GaussianEnsemble(1, 3, ensemble_size=1, hidden_dim=8).double()
     raw = torch.linspace(-1e4, 1e4, 2001, dtype=torch.float64).unsqueeze(-1).expand(-1, 3)
