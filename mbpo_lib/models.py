@@ -13,7 +13,8 @@ The log-variance is kept inside learned soft bounds (Chua et al. 2018, as in the
     logvar = max_logvar - softplus(max_logvar - raw)
     logvar = min_logvar + softplus(logvar - min_logvar)
 
-so it can never run off to :math:`\\pm\\infty` where the data are sparse; ``max_logvar`` starts at
+so it can never run off to :math:`\\pm\\infty` where the data are sparse (up to a tiny lift
+of the top, see :meth:`GaussianEnsemble.bound_logvar`); ``max_logvar`` starts at
 +0.5 and ``min_logvar`` at -10, both trained, with a small penalty pulling them together.
 ``E = 1`` is the single probabilistic MLP of notebook 01.
 """
@@ -141,7 +142,12 @@ class GaussianEnsemble(nn.Module):
         return mean, self.bound_logvar(raw_logvar)
 
     def bound_logvar(self, raw: torch.Tensor) -> torch.Tensor:
-        """The soft bounds: smooth clamping of ``raw`` into ``(min_logvar, max_logvar)``."""
+        """The soft bounds: smooth clamping of ``raw`` to about ``(min_logvar, max_logvar)``.
+
+        The lower bound holds exactly; the second softplus can lift the top above ``max_logvar``
+        by at most ``log(1 + exp(min_logvar - max_logvar))`` (3e-5 at the initial bounds, more
+        once training brings the bounds closer together).
+        """
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
         return self.min_logvar + F.softplus(logvar - self.min_logvar)
 
@@ -196,7 +202,8 @@ class GaussianEnsemble(nn.Module):
 
     def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The scalar the optimiser minimises: members' losses summed, plus the bound penalty
-        and the weight decay. ``x [E, B, in]``, ``target [E, B, out]``.
+        and the weight decay. ``x [E, B, in]`` or ``[B, in]`` (shared by every member) and
+        ``target [E, B, out]`` or ``[B, out]``.
 
         (:meth:`DynamicsModel.fit <mbpo_lib.dynamics.DynamicsModel.fit>` leaves the weight decay
         out of its loss and lets Adam add its gradient ``wd * W`` instead: the same update, cheaper.)

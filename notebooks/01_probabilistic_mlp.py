@@ -1,0 +1,693 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# # 01 · The probabilistic MLP
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/01_probabilistic_mlp.ipynb)
+#
+# **What you will learn**
+#
+# - why MBPO's model predicts a *distribution* over $(r, \Delta s)$, and the Gaussian negative
+#   log-likelihood (NLL) it is trained with;
+# - what the NLL learns that a mean-squared-error (MSE) fit cannot: a noise level that changes
+#   with the input, on a 1-D toy problem you build from scratch;
+# - the soft log-variance bounds: what they are, what goes wrong without them;
+# - how `mbpo_lib.GaussianEnsemble` with $E = 1$ reproduces the from-scratch model exactly;
+# - why one such model is overconfident away from its data, which is why MBPO uses an ensemble.
+
+# %% slideshow={"slide_type": "skip"}
+# Setup: on Colab, install mbpo_lib from the repository (Colab's own torch is kept).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "mbpo_lib @ git+https://github.com/mbpo-series/mbpo-notebooks@main"],
+        check=True,
+    )
+
+import copy
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import mbpo_lib
+
+FAST = mbpo_lib.fast_mode()
+generator = mbpo_lib.seed_everything(0)
+device = mbpo_lib.default_device()
+mbpo_lib.apply_style()
+print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Why a distribution and not a point
+#
+# MBPO's model takes a state and an action and predicts the reward and the state difference,
+# $(r, \Delta s)$ with $\Delta s = s' - s$. Two reasons to predict a **distribution** over them:
+#
+# - **The data are noisy, and not equally noisy everywhere.** Contacts, friction and impacts
+#   make the same $(s, a)$ lead to different outcomes: a foot that just touches the ground or
+#   just misses it. This *aleatoric* noise is small in free flight and large at contact; a model
+#   that outputs one number per input has nowhere to say so.
+# - **The rollouts sample from it.** A model step draws
+#   $\Delta s \sim \mathcal N\big(\mu_\theta(s, a), \operatorname{diag}\sigma_\theta^2(s, a)\big)$
+#   and sets $s' = s + \Delta s$, so the policy trains on transitions that are as varied as the
+#   real ones, not on their average.
+#
+# Each of MBPO's networks is therefore a **probabilistic MLP**: one shared body, a head for the
+# mean $\mu_\theta(x)$ and a head for the log-variance $\log\sigma_\theta^2(x)$, with $x = (s, a)$.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ## The loss: Gaussian negative log-likelihood
+#
+# For one output dimension with target $y$, the negative log-likelihood under
+# $\mathcal N(\mu, \sigma^2)$ is
+#
+# $$
+# \mathcal L_\mathrm{NLL}(\mu, \sigma^2; y) = -\log \mathcal N(y; \mu, \sigma^2)
+#   = \frac12\left[\frac{(y - \mu)^2}{\sigma^2} + \log\sigma^2 + \log 2\pi\right].
+# $$
+#
+# Its gradients say what training does:
+#
+# $$
+# \frac{\partial \mathcal L_\mathrm{NLL}}{\partial \mu} = \frac{\mu - y}{\sigma^2},
+# \qquad
+# \frac{\partial \mathcal L_\mathrm{NLL}}{\partial \log\sigma^2}
+#   = \frac12\left[1 - \frac{(y - \mu)^2}{\sigma^2}\right].
+# $$
+#
+# - An error counts **$1/\sigma^2$ times**: where the model expects noise, a miss pulls the mean
+#   little; where it expects precision, the same miss pulls hard.
+# - The variance is pushed up when the squared error exceeds it and down otherwise, so it
+#   settles where $\sigma^2$ equals the expected squared error: the noise level at that input.
+#
+# With a fixed $\sigma$ the NLL is the MSE, scaled and shifted: MSE is the special case that
+# assumes the same noise everywhere.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### The paper's form of the loss, and what goes in and out
+#
+# The MBPO code (after PETS, Chua et al. 2018) minimises, per ensemble member, the mean over
+# the batch and the output dimensions of
+#
+# $$
+# \ell = (\mu - y)^2\, e^{-\log\sigma^2} + \log\sigma^2 \;=\; 2\,\mathcal L_\mathrm{NLL} - \log 2\pi,
+# $$
+#
+# twice the NLL less a constant, so the same minimiser; plus two regularisers we meet below.
+#
+# - **Inputs are normalised**: $(s, a)$ minus the training mean, over the training std, refitted
+#   at every model fit, so that positions, velocities and actions of very different scales
+#   reach the first layer on the same footing.
+# - **Targets are $\Delta s$, not $s'$**: over one time step $s' \approx s$, so predicting $s'$
+#   means learning the identity plus a small change, and every error in copying $s$ through
+#   the network becomes a state error. $\Delta s$ is the small, informative part.
+# - **Targets are not normalised**: each output dimension has its own $\sigma^2$, and
+#   $(y - \mu)^2 / \sigma^2$ has no unit, so a dimension with large values does not drown the
+#   others the way it would in a plain MSE.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The $1/\sigma^2$ weighting, checked with autograd: the same error of 0.5 under a confident
+# prediction ($\sigma = 0.1$) and an uncertain one ($\sigma = 1$).
+
+# %% slideshow={"slide_type": "fragment"}
+mu = torch.tensor([0.5, 0.5], requires_grad=True)
+sigma, y_check = torch.tensor([0.1, 1.0]), torch.zeros(2)
+nll_check = 0.5 * ((y_check - mu) ** 2 / sigma**2 + torch.log(sigma**2) + math.log(2 * math.pi))
+nll_check.sum().backward()
+
+torch.testing.assert_close(mu.grad, (mu - y_check).detach() / sigma**2)
+print(f"dNLL/dmu: {mu.grad[0]:.0f} at sigma = 0.1, {mu.grad[1]:.1f} at sigma = 1 "
+      f"(ratio {mu.grad[0] / mu.grad[1]:.0f} = 1/0.1²)")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## A 1-D heteroscedastic toy problem
+#
+# *Heteroscedastic*: the noise level depends on the input. We draw
+#
+# $$
+# y = \sin(2x) + \sigma(x)\,\varepsilon, \qquad
+# \sigma(x) = 0.03 + 0.25\,\operatorname{sigmoid}\big(2(x - 3)\big), \qquad
+# \varepsilon \sim \mathcal N(0, 1),
+# $$
+#
+# with 300 inputs $x$ uniform on $[0, 1.5] \cup [2.5, 4]$. Think of $x$ as $(s, a)$ and $y$ as
+# one coordinate of $\Delta s$: calm on the left (free flight, $\sigma \approx 0.03$), noisy on
+# the right (contact, $\sigma \approx 0.25$ at $x = 4$). There is a **gap** in the middle and nothing outside
+# $[0, 4]$, so "away from the data" has a meaning.
+
+# %% slideshow={"slide_type": "fragment"}
+def true_mean(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(2 * x)
+
+
+def true_std(x: torch.Tensor) -> torch.Tensor:
+    return 0.03 + 0.25 * torch.sigmoid(2 * (x - 3))
+
+
+data_generator = torch.Generator().manual_seed(1)  # the toy's own seed: same data every run
+N_DATA, GAP = 300, (1.5, 2.5)
+u = 3.0 * torch.rand(N_DATA, 1, generator=data_generator)
+x_train = torch.where(u < GAP[0], u, u + (GAP[1] - GAP[0]))  # [0, 1.5] ∪ [2.5, 4]
+y_train = true_mean(x_train) + true_std(x_train) * torch.randn(N_DATA, 1, generator=data_generator)
+print(f"{N_DATA} points, x in [{x_train.min():.2f}, {x_train.max():.2f}], "
+      f"none in the gap {GAP}: {((x_train > GAP[0]) & (x_train < GAP[1])).sum().item()}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The networks see the **normalised** input $z = (x - \bar x)/\mathrm{std}(x)$, with the
+# statistics of the training inputs. `mbpo_lib.Normalizer` does this (and divides a constant
+# input dimension by 1 instead of 0); it must agree with the two-line version.
+
+# %% slideshow={"slide_type": "fragment"}
+x_mean, x_std = x_train.mean(0), x_train.std(0, unbiased=False)
+z_train = (x_train - x_mean) / x_std
+
+normalizer = mbpo_lib.Normalizer(1).fit(x_train)
+torch.testing.assert_close(normalizer(x_train), z_train)
+print(f"x mean {x_mean.item():.3f}, std {x_std.item():.3f} -> z mean {z_train.mean():.1e}, "
+      f"std {z_train.std(unbiased=False):.3f}")
+
+# %% slideshow={"slide_type": "skip"}
+x_grid = torch.linspace(-3.0, 7.0, 501).unsqueeze(1)  # the inputs we evaluate on, data and beyond
+z_grid = normalizer(x_grid)
+in_data = ((x_grid >= 0) & (x_grid <= GAP[0])) | ((x_grid >= GAP[1]) & (x_grid <= 4))
+in_gap = (x_grid > GAP[0]) & (x_grid < GAP[1])
+outside = (x_grid < 0) | (x_grid > 4)
+
+
+# %% slideshow={"slide_type": "skip"}
+def draw_truth(ax) -> None:
+    """The data, the true mean and the true ±2σ(x) band, on x in [-0.3, 4.3]; the gap shaded."""
+    xs = x_grid[(x_grid >= -0.3) & (x_grid <= 4.3)]
+    ax.scatter(x_train, y_train, s=7, color="0.55", alpha=0.6, label="training data")
+    ax.plot(xs, true_mean(xs), color="black", lw=1.2, label=r"true mean $\sin 2x$")
+    for sign in (-1, 1):
+        ax.plot(xs, true_mean(xs) + sign * 2 * true_std(xs), color="black", lw=0.8, ls="--",
+                label=r"true $\pm 2\sigma(x)$" if sign > 0 else None)
+    ax.axvspan(*GAP, color="0.9", zorder=0)
+
+
+def shade_no_data(ax, label=None) -> None:
+    """Grey background where there are no training inputs: left, gap, right."""
+    for lo, hi in ((x_grid.min().item(), 0.0), GAP, (4.0, x_grid.max().item())):
+        ax.axvspan(lo, hi, color="0.93", zorder=0, label=label if lo == 4.0 else None)
+
+
+# %% slideshow={"slide_type": "subslide"}
+fig, ax = plt.subplots(figsize=(8, 4))
+draw_truth(ax)
+ax.text(sum(GAP) / 2, -1.55, "no data", ha="center", color="0.35")
+ax.set(xlabel="input $x$", ylabel="target $y$", title="The toy problem: noise grows with $x$")
+ax.legend(loc="upper left", ncol=3)
+ax.set_ylim(-1.7, 1.9)
+mbpo_lib.save_figure(fig, "01_toy_data")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## From scratch: a tiny probabilistic MLP
+#
+# Two hidden layers of 64 SiLU units (MBPO uses four of 200), a mean head and a log-variance
+# head. The raw log-variance passes through the **soft bounds** (explained below): a smooth
+# ceiling at `max_logvar`, then a smooth floor at `min_logvar`, both trainable parameters.
+# The flag `bounded=False` skips them; we need it later to see what they prevent.
+
+# %% slideshow={"slide_type": "fragment"}
+class ProbabilisticMLP(nn.Module):
+    """z [B, 1] -> (mean [B, 1], logvar [B, 1])."""
+
+    def __init__(self, hidden: int = 64, bounded: bool = True) -> None:
+        super().__init__()
+        self.hidden1, self.hidden2 = nn.Linear(1, hidden), nn.Linear(hidden, hidden)
+        self.mean_head, self.logvar_head = nn.Linear(hidden, 1), nn.Linear(hidden, 1)
+        self.max_logvar = nn.Parameter(torch.tensor([0.5]))
+        self.min_logvar = nn.Parameter(torch.tensor([-10.0]))
+        self.bounded = bounded
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.silu(self.hidden2(F.silu(self.hidden1(z))))
+        logvar = self.logvar_head(h)
+        if self.bounded:
+            logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)  # soft ceiling
+            logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)  # soft floor
+        return self.mean_head(h), logvar
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The training objective, as in the paper: the mean of $\ell = 2\,\mathcal L_\mathrm{NLL} -
+# \log 2\pi$, plus $0.01\,(\texttt{max\_logvar} - \texttt{min\_logvar})$ which keeps the
+# bounds from drifting apart, plus an L2 weight decay per layer (the paper's coefficients grow
+# from $2.5\cdot10^{-5}$ at the input to $10^{-4}$ at the output; biases are not decayed). The
+# MSE model is the same network trained on $(\mu - y)^2$ alone; its log-variance head is unused.
+
+# %% slideshow={"slide_type": "fragment"}
+WEIGHT_DECAYS = (2.5e-5, 5e-5, 1e-4)  # hidden1, hidden2, heads: the paper's first, second, last
+
+
+def nll(mean, logvar, y):
+    """-log N(y; mean, exp(logvar)), elementwise."""
+    return 0.5 * ((y - mean) ** 2 * torch.exp(-logvar) + logvar + math.log(2 * math.pi))
+
+
+def weight_decay(model):
+    layers = [(model.hidden1, 0), (model.hidden2, 1), (model.mean_head, 2), (model.logvar_head, 2)]
+    return sum(WEIGHT_DECAYS[i] * 0.5 * (layer.weight**2).sum() for layer, i in layers)
+
+
+# %% slideshow={"slide_type": "fragment"}
+def nll_objective(model, z, y):
+    mean, logvar = model(z)
+    loss = (2 * nll(mean, logvar, y) - math.log(2 * math.pi)).mean() + weight_decay(model)
+    if model.bounded:
+        loss = loss + 0.01 * (model.max_logvar.sum() - model.min_logvar.sum())
+    return loss
+
+
+def mse_objective(model, z, y):
+    return ((model(z)[0] - y) ** 2).mean() + weight_decay(model)
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Training: Adam on the full batch of 300 points (MBPO uses minibatches of 256 per member; a
+# toy this small does not need them), on the CPU whatever `device` says, and on one thread:
+# a network this small is all per-operation overhead, which neither a GPU nor more threads
+# reduce (on a busy 2-core machine a second thread made each step over 10× slower). Every
+# model starts from the same seeded weights.
+
+# %% slideshow={"slide_type": "fragment"}
+STEPS = 2000 if FAST else 5000
+LR = 3e-3
+torch.set_num_threads(1)
+
+
+def train(model, objective, steps=STEPS):
+    """Full-batch Adam on (z_train, y_train); returns the loss after each step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    losses = []
+    for _ in range(steps):
+        loss = objective(model, z_train, y_train)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+# %% slideshow={"slide_type": "-"}
+def make_model(bounded: bool = True, seed: int = 0) -> ProbabilisticMLP:
+    torch.manual_seed(seed)  # nn.Linear draws its initial weights from the global generator
+    return ProbabilisticMLP(bounded=bounded)
+
+
+# %% slideshow={"slide_type": "subslide"}
+nll_model, mse_model = make_model(), make_model()
+nll_losses = train(nll_model, nll_objective)
+mse_losses = train(mse_model, mse_objective)
+print(f"{STEPS} steps | NLL model: loss {nll_losses[-1]:.3f} | MSE model: loss {mse_losses[-1]:.4f}")
+
+with torch.no_grad():
+    nll_mean, nll_logvar = nll_model(z_grid)
+    mse_mean = mse_model(z_grid)[0]
+    mse_rms = (mse_model(z_train)[0] - y_train).pow(2).mean().sqrt()  # the one σ MSE implies
+nll_std = torch.exp(0.5 * nll_logvar)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Both fit the mean. Only the NLL model knows how noisy each region is: the MSE fit implies one
+# noise level for all inputs, its root-mean-square residual.
+
+# %% slideshow={"slide_type": "fragment"}
+print(" x     true σ   NLL σ    MSE rms  | true mean  NLL mean  MSE mean")
+for x_probe in (0.25, 1.0, 3.0, 3.75):
+    i = torch.argmin((x_grid - x_probe).abs())
+    print(f"{x_probe:4.2f}   {true_std(x_grid[i]).item():.3f}    {nll_std[i].item():.3f}    "
+          f"{mse_rms:.3f}    |  {true_mean(x_grid[i]).item():6.3f}    {nll_mean[i].item():6.3f}"
+          f"    {mse_mean[i].item():6.3f}")
+
+ratio = nll_std[in_data & (x_grid > 3.5)].mean() / nll_std[in_data & (x_grid < 0.5)].mean()
+assert ratio > 3, f"the NLL model should see the noise grow with x (ratio {ratio:.1f})"
+assert (nll_mean - mse_mean)[in_data].abs().max() < 0.15, "both models should fit the mean on the data"
+
+# %% slideshow={"slide_type": "slide"}
+fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [3, 2]})
+draw_truth(left)
+view = ((x_grid >= -0.3) & (x_grid <= 4.3)).squeeze(1)
+xv = x_grid[view].squeeze(1)
+band = (nll_mean[view] - 2 * nll_std[view], nll_mean[view] + 2 * nll_std[view])
+left.fill_between(xv, band[0].squeeze(1), band[1].squeeze(1), color="C0", alpha=0.25,
+                  label=r"NLL model $\mu \pm 2\sigma$")
+left.plot(xv, nll_mean[view], color="C0", lw=2, label=r"NLL model $\mu$")
+left.plot(xv, mse_mean[view], color="C1", lw=2, ls="-.", label="MSE model")
+left.set(xlabel="input $x$", ylabel="target $y$", ylim=(-1.7, 2.1), title="Fits on the toy problem")
+left.legend(loc="upper left", ncol=3, fontsize=9)
+right.plot(xv, true_std(xv), color="black", ls="--", label=r"true $\sigma(x)$")
+right.plot(xv, nll_std[view], color="C0", lw=2, label=r"NLL model $\sigma(x)$")
+right.axhline(mse_rms, color="C1", ls="-.", lw=2, label="MSE model: rms residual")
+right.axvspan(*GAP, color="0.9", zorder=0)
+right.set(xlabel="input $x$", ylabel="noise std", ylim=(0, None), title="Predicted noise level")
+right.legend(loc="upper left")
+mbpo_lib.save_figure(fig, "01_nll_vs_mse")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# - The NLL model's band widens with $x$ as the true one does; the MSE fit gives a curve and,
+#   at best, one noise level for every input: too wide on the left, too narrow on the right.
+# - A model step in MBPO samples from the band: with the MSE fit there would be no band to
+#   sample from, and with one global $\sigma$ the rollouts would be too noisy in calm regions
+#   and too calm at the contacts.
+# - In the gap (grey) the NLL model's $\sigma$ only interpolates between the two sides. We
+#   come back to that.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The hardened version: `GaussianEnsemble` with $E = 1$
+#
+# `mbpo_lib.GaussianEnsemble(in_dim, out_dim, ensemble_size=E, ...)` holds $E$ such networks
+# as one: each layer is an `EnsembleLinear` with weight `[E, in, out]` and bias `[E, 1, out]`,
+# applied to all members with one batched matrix multiply. Two layout details when we copy our
+# weights into it:
+#
+# - `nn.Linear` stores `weight` as `[out, in]` and computes $x W^\top$; `EnsembleLinear` stores
+#   `[E, in, out]` and computes $x W$: member 0's weight is our `weight.T`;
+# - the library has **one** output layer of width $2 \cdot \text{out}$, split into mean and raw
+#   log-variance (mean first): our two heads, stacked.
+#
+# We compare in float64, so that agreement to ~1e-7 means the same computation, not luck.
+
+# %% slideshow={"slide_type": "subslide"}
+scratch64 = copy.deepcopy(nll_model).double()
+model = mbpo_lib.GaussianEnsemble(1, 1, ensemble_size=1, hidden_dim=64, num_layers=2,
+                                  weight_decays=WEIGHT_DECAYS, generator=generator).double()
+print(model.layers)
+
+pairs = [(scratch64.hidden1.weight, scratch64.hidden1.bias),
+         (scratch64.hidden2.weight, scratch64.hidden2.bias),
+         (torch.cat([scratch64.mean_head.weight, scratch64.logvar_head.weight]),
+          torch.cat([scratch64.mean_head.bias, scratch64.logvar_head.bias]))]
+with torch.no_grad():
+    for layer, (weight, bias) in zip(model.layers, pairs, strict=True):
+        layer.weight[0] = weight.T  # [out, in] -> [in, out]
+        layer.bias[0, 0] = bias
+    model.max_logvar.copy_(scratch64.max_logvar)
+    model.min_logvar.copy_(scratch64.min_logvar)
+
+# %% slideshow={"slide_type": "fragment"}
+z64 = z_grid.double()
+lib_mean, lib_logvar = model(z64)  # [E=1, B, 1] each
+ref_mean, ref_logvar = scratch64(z64)
+torch.testing.assert_close(lib_mean[0], ref_mean)
+torch.testing.assert_close(lib_logvar[0], ref_logvar)
+print("GaussianEnsemble(E=1) = the from-scratch model, mean and log-variance, on", len(z64), "inputs")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The losses on the training data, against an outside reference where there is one:
+#
+# - `mbpo_lib.gaussian_nll` against `torch.distributions.Normal(mean, std).log_prob`;
+# - `GaussianEnsemble.member_losses` (the paper's per-member loss) against $2\,\mathrm{NLL} -
+#   \log 2\pi$, averaged;
+# - `model.loss` (members' losses + `bound_penalty()` + `weight_decay_loss()`) against our
+#   from-scratch objective.
+
+# %% slideshow={"slide_type": "fragment"}
+z_train64, y_train64 = z_train.double(), y_train.double()
+mean, logvar = model(z_train64)
+reference = -torch.distributions.Normal(mean, torch.exp(0.5 * logvar)).log_prob(y_train64)
+torch.testing.assert_close(mbpo_lib.gaussian_nll(mean, logvar, y_train64), reference)
+
+paper = model.member_losses(mean, logvar, y_train64)  # [E]
+torch.testing.assert_close(paper, (2 * reference - math.log(2 * math.pi)).mean(dim=(1, 2)))
+torch.testing.assert_close(model.loss(z_train64, y_train64),
+                           nll_objective(scratch64, z_train64, y_train64))
+print(f"NLL, paper loss ({paper.item():.3f}) and full objective agree; bound penalty "
+      f"{model.bound_penalty().item():.4f}, weight decay {model.weight_decay_loss().item():.2e}")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The soft log-variance bounds
+#
+# The log-variance head is a linear layer: nothing stops its output. The bounds squash it into
+# $(\texttt{min}, \texttt{max})$ smoothly, in two steps (Chua et al. 2018, kept by MBPO):
+#
+# $$
+# \tilde v = \texttt{max} - \operatorname{softplus}(\texttt{max} - v_\mathrm{raw}), \qquad
+# \log\sigma^2 = \texttt{min} + \operatorname{softplus}(\tilde v - \texttt{min}),
+# $$
+#
+# with $\operatorname{softplus}(u) = \log(1 + e^u)$. Far below the ceiling the first step is
+# the identity, far above the floor the second is; in between they bend the output smoothly
+# onto the bound, so gradients never vanish abruptly as with a hard `clamp`.
+#
+# - `max_logvar` starts at $+0.5$ and `min_logvar` at $-10$ (per output dimension), and both are
+#   **trained**; the penalty $0.01\,(\sum \texttt{max} - \sum \texttt{min})$ pulls them towards
+#   each other, the data push them apart where the noise really is large or small.
+# - The floor is applied last, so it can lift the top a little above `max`: by at most
+#   $\log(1 + e^{\texttt{min} - \texttt{max}})$, about $3\cdot 10^{-5}$ at the initial bounds.
+
+# %% slideshow={"slide_type": "fragment"}
+fresh = mbpo_lib.GaussianEnsemble(1, 1, ensemble_size=1, hidden_dim=8, num_layers=1,
+                                  weight_decays=(0.0, 0.0), generator=generator).double()
+raw = torch.linspace(-30.0, 30.0, 601, dtype=torch.float64).unsqueeze(1)
+with torch.no_grad():
+    bounded_logvar = fresh.bound_logvar(raw)
+overshoot = torch.log1p(torch.exp(fresh.min_logvar - fresh.max_logvar))
+assert (bounded_logvar >= fresh.min_logvar).all()
+assert (bounded_logvar <= fresh.max_logvar + overshoot).all()
+torch.testing.assert_close(bounded_logvar[-1], fresh.max_logvar + overshoot)  # raw = +30: the very top
+print(f"bounded log-variance in [{bounded_logvar.min().item():.4f}, {bounded_logvar.max().item():.6f}]; "
+      f"largest possible lift above max: {overshoot.item():.2e}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### What the bounds prevent
+#
+# On the training data, the NLL keeps the log-variance honest: it is pulled to the observed
+# noise level. **Off the data nothing does.** A SiLU network is almost linear far from its
+# data, so the raw log-variance keeps rising or falling with the distance, and $\sigma^2 =
+# e^{\log\sigma^2}$ turns that into an *exponential* blow-up or collapse. A model rollout that
+# wanders off the data would then sample steps of enormous size, or assign near-zero variance,
+# and so a huge NLL and gradient, to the first real data that arrive there.
+#
+# The experiment: the same network, the same seed, the same data and the same training, once
+# with the bounds (our NLL model above) and once without.
+
+# %% slideshow={"slide_type": "fragment"}
+free_model = make_model(bounded=False)
+free_losses = train(free_model, nll_objective)
+with torch.no_grad():
+    free_mean, free_logvar = free_model(z_grid)
+learned_min, learned_max = nll_model.min_logvar.item(), nll_model.max_logvar.item()
+print(f"final training loss: with bounds {nll_losses[-1]:.3f}, without {free_losses[-1]:.3f}")
+print(f"learned bounds: min_logvar -10 -> {learned_min:.2f}, max_logvar 0.5 -> {learned_max:.2f}")
+
+# %% slideshow={"slide_type": "fragment"}
+for name, logvar in (("with bounds", nll_logvar), ("without", free_logvar)):
+    lo, hi = logvar[outside].min().item(), logvar[outside].max().item()
+    print(f"{name:12s} on the data: logvar in [{logvar[in_data].min():6.2f}, "
+          f"{logvar[in_data].max():6.2f}] | off the data: [{lo:7.2f}, {hi:6.2f}] "
+          f"-> σ from {math.exp(lo / 2):.1e} to {math.exp(hi / 2):.1e}")
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The checks: the bounded model stays inside its learned bounds (plus the floor's lift, which
+# grows as the bounds close in), and the unbounded one leaves the range of log-variances it
+# predicts on the data by more than 3, a factor $e^3 \approx 20$ in variance.
+
+# %% slideshow={"slide_type": "fragment"}
+def escape(logvar):
+    """How far the log-variance off the data leaves its own range on the data."""
+    on, off = logvar[in_data], logvar[outside]
+    return max((on.min() - off.min()).item(), (off.max() - on.max()).item(), 0.0)
+
+
+print(f"leaves its on-data range by: {escape(nll_logvar):.2f} with bounds, "
+      f"{escape(free_logvar):.2f} without")
+lift = math.log1p(math.exp(learned_min - learned_max))  # the floor's lift at the learned bounds
+print(f"with the learned bounds the top may be lifted by up to {lift:.1e}")
+assert (nll_logvar <= learned_max + lift + 1e-5).all()  # 1e-5: float32 rounding
+assert (nll_logvar >= learned_min).all()
+assert escape(free_logvar) > 3, "without bounds the log-variance should run far off the data's range"
+
+# %% slideshow={"slide_type": "slide"}
+fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [2, 3]})
+left.plot(raw, raw, color="0.6", ls=":", label="no bounds (identity)")
+left.plot(raw, bounded_logvar, color="C0", lw=2, label="soft bounds")
+left.axhline(fresh.max_logvar.item(), color="C3", ls="--", lw=1, label="max_logvar = 0.5")
+left.axhline(fresh.min_logvar.item(), color="C2", ls="--", lw=1, label="min_logvar = −10")
+left.set(xlabel="raw log-variance (head output)", ylabel=r"$\log\sigma^2$ used",
+         ylim=(-16, 6), xlim=(-20, 10), title="The bound function (initial bounds)")
+left.legend(loc="upper left", fontsize=9)
+shade_no_data(right, label="no data")
+right.plot(x_grid, torch.log(true_std(x_grid) ** 2), color="black", ls="--",
+           label=r"true $\log\sigma^2(x)$")
+right.plot(x_grid, free_logvar, color="C1", lw=2, label="trained without bounds")
+right.plot(x_grid, nll_logvar, color="C0", lw=2, label="trained with bounds")
+right.axhline(learned_max, color="C3", ls="--", lw=1, label="learned max_logvar")
+right.axhline(learned_min, color="C2", ls="--", lw=1, label="learned min_logvar")
+right.set(xlabel="input $x$", ylabel=r"predicted $\log\sigma^2$",
+          title="Log-variance on and off the data")
+right.legend(loc="upper left", fontsize=9)
+mbpo_lib.save_figure(fig, "01_logvar_bounds")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# - On the data the two models agree and their training losses are nearly the same: the
+#   failure is **invisible in the training loss**.
+# - Off the data the unbounded log-variance runs off almost linearly, down on the calm side
+#   and (in this run) up on the noisy side. Every unit of $\log\sigma^2$ is a factor
+#   $e \approx 2.7$ in the variance, so the printout above spans orders of magnitude of
+#   $\sigma$: near-certainty on one side, steps far larger than any real one on the other.
+# - With the bounds the log-variance flattens out on the learned `max_logvar` and
+#   `min_logvar`, which training moved from $(-10, 0.5)$ to about the range the data show.
+#   As the bounds close in, the floor's lift above `max` grows (printed above), still small.
+# - The price: the bounded model cannot claim more noise than the noisiest data it has seen,
+#   nor less than the calmest.
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Speaker notes: ask first what a linear head does far from the data (it keeps going), then
+# what exponentiating a straight line does. The unbounded curve is not a bug of this seed: a
+# SiLU network is asymptotically linear, so its log-variance off the data is whatever slope
+# training happened to leave. In MBPO the inputs are normalised states and actions, and model
+# rollouts can drift away from the data; an exploding variance there produces a huge sampled
+# Δs, then an even stranger next state, and so on. Point out that the bounds are
+# trained: Adam moves them by up to about the learning rate per step, whatever the 0.01 coefficient.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## One model is overconfident away from its data
+#
+# The bounds keep $\sigma$ finite; they do not make it *right*. The NLL teaches the model the
+# noise **in the data** (aleatoric uncertainty). It has no term for "I have never seen an input
+# like this" (epistemic uncertainty): nothing in the loss asks $\sigma$ to grow in the gap or
+# beyond $[0, 4]$. Test: how often is the true mean inside the model's $\mu \pm 2\sigma$, and
+# how large is the error of $\mu$ in units of $\sigma$?
+
+# %% slideshow={"slide_type": "fragment"}
+z_score = (nll_mean - true_mean(x_grid)).abs() / nll_std  # error of the mean in units of σ
+print("region           inside ±2σ   median |μ - f|/σ   mean σ   mean |μ - f|")
+regions = {"on the data": in_data, "in the gap": in_gap,
+           "left of the data": x_grid < 0, "right of the data": x_grid > 4}
+for name, mask in regions.items():
+    print(f"{name:17s} {(z_score[mask] < 2).float().mean().item():8.0%}   "
+          f"{z_score[mask].median().item():14.2f}   {nll_std[mask].mean().item():7.3f}"
+          f"   {(nll_mean - true_mean(x_grid)).abs()[mask].mean().item():9.3f}")
+
+gap_edges = nll_std[(x_grid - GAP[0]).abs().argmin()], nll_std[(x_grid - GAP[1]).abs().argmin()]
+assert nll_std[in_gap].max() <= 1.05 * max(gap_edges), "σ in the gap should not exceed its edges"
+assert (z_score[outside] > 2).float().mean() > 0.5, "off the data the mean should miss by > 2σ"
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Epistemic uncertainty shows up as **disagreement**: train the same network again from other
+# random initial weights and compare. `GaussianEnsemble(E=3)` trains three of them at once
+# (all on the same data here; notebook 02 adds a bootstrap sample per member).
+
+# %% slideshow={"slide_type": "fragment"}
+trio = mbpo_lib.GaussianEnsemble(1, 1, ensemble_size=3, hidden_dim=64, num_layers=2,
+                                 weight_decays=WEIGHT_DECAYS, generator=torch.Generator().manual_seed(2))
+optimizer = torch.optim.Adam(trio.parameters(), lr=LR)
+for _ in range(STEPS):
+    loss = trio.loss(z_train, y_train)  # [B, in] is shared by the 3 members
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+with torch.no_grad():
+    trio_mean = trio(z_grid)[0]  # the means, [3, B, 1]
+spread = trio_mean.std(dim=0)  # disagreement between the members
+print(f"member spread of μ: on the data {spread[in_data].mean():.3f}, in the gap "
+      f"{spread[in_gap].mean():.3f}, outside {spread[outside].mean():.3f}")
+assert spread[outside].mean() > 5 * spread[in_data].mean(), "members should disagree off the data"
+
+# %% slideshow={"slide_type": "slide"}
+fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), sharey=True)
+for ax in (left, right):
+    shade_no_data(ax)
+    ax.scatter(x_train, y_train, s=5, color="0.55", alpha=0.5)
+    ax.plot(x_grid, true_mean(x_grid), color="black", lw=1.2, label=r"true mean $\sin 2x$")
+xs, m, s = x_grid.squeeze(1), nll_mean.squeeze(1), nll_std.squeeze(1)
+left.fill_between(xs, m - 2 * s, m + 2 * s, color="C0", alpha=0.3, label=r"$\mu \pm 2\sigma$")
+left.plot(xs, m, color="C0", lw=2, label=r"one model: $\mu$")
+left.set(xlabel="input $x$ (grey: no data)", ylabel="target $y$", ylim=(-4, 3),
+         title="One model: sure of itself where it has seen nothing")
+for e in range(3):
+    right.plot(xs, trio_mean[e, :, 0], lw=1.8, color=f"C{e + 1}", label=f"member {e + 1}: $\\mu$")
+right.set(xlabel="input $x$ (grey: no data)", title="Three initialisations: they part off the data")
+left.legend(loc="lower left", fontsize=9)
+right.legend(loc="lower left", fontsize=9)
+mbpo_lib.save_figure(fig, "01_overconfidence")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# - Left of the data the single model keeps the calm side's tiny $\sigma$ while its mean
+#   drifts away from the truth: wrong by tens of $\sigma$. Right of the data $\sigma$ stays at
+#   the noisiest level it has seen (the ceiling), and the mean still leaves its band. The
+#   model is **overconfident**: its $\sigma$ describes the noise of nearby data, not its own
+#   ignorance.
+# - In the gap, $\sigma$ only interpolates the noise of the two sides. The mean happens to
+#   interpolate the smooth sine well here; $\sigma$ would not have warned us if it had not.
+# - Networks that agree on the data disagree away from it. Their spread is a measure of what
+#   the model does *not know*, exactly the quantity one network cannot report.
+# - MBPO's model is therefore an **ensemble** of such networks (7, of which the 5 best are
+#   used), each trained on its own bootstrap sample: notebook 02.
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Speaker notes: the table before the figure is the argument in numbers. On the data the true
+# mean lies inside ±2σ everywhere; left of the data almost never, with σ at its smallest. Ask:
+# what would a policy trained on model rollouts through such regions learn? It would trust the
+# model exactly where the model is wrong (model exploitation). The right panel is the cure in
+# one picture; notebook 02 turns the disagreement into a number. If asked why the members
+# agree in the gap: the sine is smooth there and any reasonable fit bridges it the same way.
+# Disagreement flags missing data often, not always.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Summary
+#
+# - MBPO's model predicts a Gaussian over $(r, \Delta s)$ from normalised $(s, a)$, because the
+#   real transitions are noisy and model rollouts sample from it.
+# - The Gaussian NLL weights each error by $1/\sigma^2$ and drives $\sigma^2$ to the local
+#   squared error, so it learns input-dependent noise that an MSE fit cannot express; the
+#   paper's loss is $2\,\mathrm{NLL} - \log 2\pi$, averaged.
+# - Soft, trained log-variance bounds keep $\log\sigma^2$ inside $(\texttt{min}, \texttt{max})$
+#   (up to a lift of $\log(1 + e^{\texttt{min} - \texttt{max}})$); without them the
+#   log-variance runs off linearly away from the data, and $\sigma$ explodes or collapses.
+# - `GaussianEnsemble(E=1)` is the from-scratch model, checked to float64 precision, with the
+#   NLL checked against `torch.distributions.Normal`.
+# - One model only knows aleatoric noise: away from the data it is confidently wrong. That is
+#   why MBPO uses an ensemble.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ## Exercises
+#
+# 1. **MSE is the NLL at a fixed noise level.** Subclass `ProbabilisticMLP` so that `forward`
+#    returns `torch.full_like(mean, c)` as the log-variance, and train it with `nll_objective`
+#    for $c = 0$ and $c = 2$. *A correct answer shows the objective is then
+#    $e^{-c}\,\mathrm{MSE} + c$ plus the regularisers, finds that $c = 0$ reproduces the MSE
+#    model exactly (same seed, same gradients for the network), and that $c = 2$ gives nearly
+#    the same fit on the data (differences around 0.01), because Adam divides out the scale
+#    of the gradient; off the data the two fits may differ more.*
+# 2. **Where does the variance settle?** Using the gradient with respect to $\log\sigma^2$,
+#    show that for a fixed $\mu$ the NLL is smallest at $\sigma^2 = \mathbb E[(y - \mu)^2]$.
+#    Then compare the model's $\sigma$ with the rms residual of the training data in bins of
+#    width 0.5. *A correct answer finds the two within about 10 % of each other in every bin
+#    with data, small on the left and large on the right, and notes that both can differ from
+#    the true $\sigma(x)$ by more than that: the model learns the noise of its sample.*
+# 3. **A ceiling set too low.** Initialise `max_logvar` at $-6$ ($\sigma \le 0.05$) in
+#    `ProbabilisticMLP` and rerun the training. *A correct answer finds the right-hand band
+#    held too narrow and a worse loss; sees `max_logvar` climb, pushed up by the noisy points
+#    against the 0.01 penalty, but slowly (from $-6$ to about $-5$ in FAST mode's 2000 steps);
+#    and concludes that the bounds must be trainable and should start generous, as the paper's
+#    $+0.5$ does.*
+# 4. **More data, same overconfidence.** Set `N_DATA = 900` and rerun. *A correct answer finds
+#    σ on the data closer to the truth, but the error of the mean outside $[0, 4]$ still many
+#    times σ: more data where we already have data teaches the model nothing about the rest.*
