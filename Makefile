@@ -32,14 +32,17 @@ test: lint
 sync: venv
 	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
 
-# The dynamics-model benchmarks against mbrl-lib 0.2.0, measured in the same run. mbrl pins an
+# The benchmarks: the dynamics model against mbrl-lib 0.2.0 and SAC's update against
+# stable-baselines3 (the bench extra), each measured in the same run. mbrl pins an
 # old gymnasium and hydra, so it is no extra of ours: it goes into .venv without its dependencies,
 # beside the few packages its model code imports (versions that install on Python 3.11).
 bench: venv
 	$(PY) -m pip install --progress-bar off "hydra-core==1.3.2" "omegaconf==2.3.0" "termcolor>=1.1"
 	$(PY) -m pip install --progress-bar off --no-deps "mbrl==0.2.0"
+	$(PY) -m pip install --progress-bar off -e ".[bench]"
 	$(PY) benchmarks/ensemble_step.py
 	$(PY) benchmarks/ensemble_fit.py
+	$(PY) benchmarks/bench_sac.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

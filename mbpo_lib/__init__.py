@@ -6,13 +6,16 @@ The public names below are what the notebooks, tests and users import; see the R
 
 from importlib import metadata as _metadata
 
-from .config import EnsembleConfig
+from .buffer import Batch, ReplayBuffer, sample_mixed
+from .config import EnsembleConfig, SACConfig
 from .diagrams import plot_mbpo_loop
 from .dynamics import DynamicsModel, FitReport
+from .envs import SUPPORTED_ENVS, evaluate, make_env
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
 from .rollout import ROLLOUT_SCHEDULES, Schedule, rollout_schedule
 from .runtime import default_device, fast_mode, seed_everything, setup_report
+from .sac import SAC, TanhGaussianActor, TwinCritic, tanh_log_prob
 from .theory import (
     BoundTerms,
     branched_bound_terms,
@@ -33,6 +36,7 @@ except _metadata.PackageNotFoundError:  # imported from a source tree without in
     __version__ = "0+unknown"
 
 __all__ = [
+    "Batch",
     "BoundTerms",
     "DynamicsModel",
     "EnsembleConfig",
@@ -41,12 +45,19 @@ __all__ = [
     "GaussianEnsemble",
     "Normalizer",
     "ROLLOUT_SCHEDULES",
+    "ReplayBuffer",
+    "SAC",
+    "SACConfig",
+    "SUPPORTED_ENVS",
     "Schedule",
+    "TanhGaussianActor",
+    "TwinCritic",
     "__version__",
     "apply_style",
     "bound_vs_k_figure",
     "branched_bound_terms",
     "default_device",
+    "evaluate",
     "fast_mode",
     "figures_dir",
     "full_model_bound_gap",
@@ -54,16 +65,19 @@ __all__ = [
     "geometric_compounding_error",
     "k_vs_error_widget",
     "linear_compounding_error",
+    "make_env",
     "multistep_error",
     "optimal_k",
     "optimal_k_continuous",
     "plot_mbpo_loop",
     "rollout_schedule",
+    "sample_mixed",
     "save_figure",
     "seed_everything",
     "series_style",
     "setup_report",
     "show_bound_vs_k",
     "simplified_bound",
+    "tanh_log_prob",
     "trajectory_windows",
 ]

@@ -5,6 +5,7 @@ The defaults follow the authors' official MBPO code (see the series' ``mbpo-refe
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .models import PAPER_WEIGHT_DECAYS
@@ -70,4 +71,72 @@ class EnsembleConfig:
         if self.max_epochs is not None and (not isinstance(self.max_epochs, int) or self.max_epochs < 1):
             raise ValueError("EnsembleConfig.max_epochs must be None or an int >= 1, got "
                              f"{self.max_epochs!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """Soft Actor-Critic (Haarnoja et al. 2018) as the official MBPO code runs it (softlearning).
+
+    Attributes:
+        hidden_sizes: hidden layers of the actor and of each critic, ReLU ((256, 256)).
+        actor_lr, critic_lr, alpha_lr: Adam's step sizes (3e-4 each).
+        gamma: the discount (0.99).
+        tau: Polyak weight of the target critics, ``target <- (1 - tau) target + tau online`` (5e-3,
+            every update).
+        batch_size: rows per update that callers sample (256). ``SAC.update`` takes any size.
+        target_entropy: the entropy the temperature steers towards; None means ``-act_dim``
+            (SAC's default). MBPO sets it per environment (e.g. Hopper -1, Walker2d -3).
+        init_log_alpha: the temperature's starting log (0.0 in the MBPO code: alpha = 1).
+        learn_alpha: tune the temperature automatically (True); False keeps alpha fixed.
+        log_std_min, log_std_max: the actor's log standard deviation is clipped to these
+            (-20, 2), as in softlearning (the MBPO code) and stable-baselines3. The upper bound
+            keeps the pre-tanh Gaussian from spreading mass only on the saturated ends; the lower
+            one merely prevents underflow and lets the policy become nearly deterministic.
+        reward_scale: rewards are multiplied by this in the critic's target (1.0).
+    """
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 5e-3
+    batch_size: int = 256
+    target_entropy: float | None = None
+    init_log_alpha: float = 0.0
+    learn_alpha: bool = True
+    log_std_min: float = -20.0
+    log_std_max: float = 2.0
+    reward_scale: float = 1.0
+
+    def validate(self) -> SACConfig:
+        """Raise ``ValueError`` naming the bad value and what is allowed; return self when fine."""
+        sizes = self.hidden_sizes
+        if (not isinstance(sizes, tuple) or len(sizes) < 1
+                or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes)):
+            raise ValueError(f"SACConfig.hidden_sizes must be a non-empty tuple of ints >= 1, got {sizes!r}")
+        for name in ("actor_lr", "critic_lr", "alpha_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"SACConfig.{name} must be a finite number > 0, got {value!r}")
+        if not 0.0 <= self.gamma < 1.0:
+            raise ValueError(f"SACConfig.gamma must be in [0, 1), got {self.gamma!r}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"SACConfig.tau must be in (0, 1], got {self.tau!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"SACConfig.batch_size must be an int >= 1, got {self.batch_size!r}")
+        if self.target_entropy is not None and not (
+                isinstance(self.target_entropy, (int, float)) and math.isfinite(self.target_entropy)):
+            raise ValueError("SACConfig.target_entropy must be None (meaning -act_dim) or a finite "
+                             f"number, got {self.target_entropy!r}")
+        for name in ("init_log_alpha", "log_std_min", "log_std_max", "reward_scale"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f"SACConfig.{name} must be a finite number, got {value!r}")
+        if not self.log_std_min < self.log_std_max:
+            raise ValueError(f"SACConfig.log_std_min ({self.log_std_min}) must be below log_std_max "
+                             f"({self.log_std_max})")
+        if not isinstance(self.learn_alpha, bool):
+            raise ValueError(f"SACConfig.learn_alpha must be True or False, got {self.learn_alpha!r}")
         return self

@@ -1,0 +1,96 @@
+"""make_env (presets, action checks, seeding) and evaluate (deterministic returns)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from mbpo_lib.envs import SUPPORTED_ENVS, check_action_space, evaluate, make_env
+
+
+@pytest.mark.parametrize("env_id", list(SUPPORTED_ENVS))
+def test_every_supported_env_has_the_listed_sizes_and_unit_actions(env_id):
+    spec = SUPPORTED_ENVS[env_id]
+    env = make_env(env_id, seed=0)
+    try:
+        assert env.observation_space.shape == (spec.obs_dim,)
+        assert env.action_space.shape == (spec.act_dim,)
+        assert np.all(env.action_space.low == -1.0) and np.all(env.action_space.high == 1.0)
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert obs.shape == (spec.obs_dim,)
+    finally:
+        env.close()
+
+
+def test_paper_observation_presets_and_the_full_observations():
+    ant, humanoid = make_env("Ant-v5", 0), make_env("Humanoid-v5", 0)
+    assert ant.observation_space.shape == (27,) and humanoid.observation_space.shape == (45,)
+    full_ant = make_env("Ant-v5", 0, preset=False)
+    assert full_ant.observation_space.shape == (105,)
+    for env in (ant, humanoid, full_ant):
+        env.close()
+
+
+def test_actions_are_rescaled_to_the_native_range():
+    env = make_env("Pendulum-v1", 0)        # native torque range [-2, 2]
+    assert isinstance(env, gym.wrappers.RescaleAction)
+    assert env.unwrapped.action_space.high[0] == 2.0
+    env.close()
+    native = make_env("Pendulum-v1", 0, rescale_actions=False)
+    assert native.action_space.high[0] == 2.0
+    native.close()
+
+
+def test_same_seed_same_first_observation():
+    a, b, c = make_env("Hopper-v5", 3), make_env("Hopper-v5", 3), make_env("Hopper-v5", 4)
+    obs_a, obs_b, obs_c = (env.reset(seed=s)[0] for env, s in ((a, 3), (b, 3), (c, 4)))
+    assert np.array_equal(obs_a, obs_b) and not np.array_equal(obs_a, obs_c)
+    for env in (a, b, c):
+        env.close()
+
+
+def test_unknown_ids_list_what_is_supported():
+    with pytest.raises(ValueError, match=r"unknown env id 'CartPole-v1'.*Hopper-v5.*Pendulum-v1"):
+        make_env("CartPole-v1", 0)
+    with pytest.raises(ValueError, match=r"did you mean Hopper-v5\?"):
+        make_env("Hopper-v4", 0)
+
+
+def test_discrete_and_unbounded_action_spaces_are_refused():
+    with pytest.raises(ValueError, match="Discrete action space.*continuous Box actions"):
+        check_action_space(gym.spaces.Discrete(2), "CartPole-v1")
+    with pytest.raises(ValueError, match="unbounded action space"):
+        check_action_space(gym.spaces.Box(-np.inf, np.inf, (3,)), "Free-v0")
+    with pytest.raises(ValueError, match="flat vector"):
+        check_action_space(gym.spaces.Box(-1, 1, (2, 2)), "Grid-v0")
+    check_action_space(gym.spaces.Box(-1, 1, (3,)), "Hopper-v5")   # fine: no error
+
+
+def test_evaluate_is_deterministic_and_reports_mean_and_std():
+    def policy(obs):    # a fixed controller: push against the angular velocity
+        return np.clip([-0.5 * obs[2]], -1.0, 1.0).astype(np.float32)
+
+    first = evaluate(policy, "Pendulum-v1", episodes=3, seed=5)
+    again = evaluate(policy, "Pendulum-v1", episodes=3, seed=5)
+    assert first == again
+    mean, std = first
+    assert -2000 < mean < 0 and std >= 0
+
+
+def test_evaluate_uses_the_deterministic_action_of_an_agent():
+    class Agent:
+        calls = []
+
+        def act(self, obs, deterministic=False):
+            self.calls.append(deterministic)
+            return np.zeros(1, dtype=np.float32)
+
+    agent = Agent()
+    evaluate(agent, "InvertedPendulum-v5", episodes=1, seed=0)
+    assert agent.calls and all(agent.calls)
+
+
+def test_evaluate_checks_its_arguments():
+    with pytest.raises(ValueError, match="episodes must be an int >= 1"):
+        evaluate(lambda obs: obs[:1], "Pendulum-v1", episodes=0)
+    with pytest.raises(TypeError, match="policy must have act"):
+        evaluate(42, "Pendulum-v1", episodes=1)
