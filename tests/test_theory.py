@@ -151,3 +151,29 @@ def test_multistep_error_of_a_dynamics_model_starts_at_its_one_step_error():
     assert_close(errors[0], torch.linalg.vector_norm(predicted - next_obs[:50], dim=-1).mean())
     with pytest.raises(ValueError, match="k_max"):
         theory.multistep_error(model, *windows, k_max=2)
+
+
+class LinearModel:
+    """A stand-in model s' = s A + a B (deterministic), with the test's device attribute."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, A, B):
+        self.A, self.B = A, B
+
+    def step(self, obs, act, generator=None, deterministic=False):
+        return obs @ self.A + act @ self.B, torch.zeros(obs.shape[0]), {}
+
+
+def test_multistep_error_is_zero_for_the_true_dynamics_and_grows_for_a_perturbed_model():
+    g = torch.Generator().manual_seed(0)
+    A = torch.tensor([[0.99, -0.10], [0.10, 0.99]])          # a slowly spiralling system
+    B = torch.tensor([[0.0, 0.1]])
+    act = torch.randn(16, 12, 1, generator=g)
+    states = [torch.randn(16, 2, generator=g)]
+    for t in range(12):
+        states.append(states[-1] @ A + act[:, t] @ B)
+    obs = torch.stack(states, dim=1)
+    assert torch.equal(theory.multistep_error(LinearModel(A, B), obs, act), torch.zeros(12))
+    perturbed = theory.multistep_error(LinearModel(A * 1.03, B), obs, act)
+    assert torch.all(perturbed[1:] > perturbed[:-1]) and perturbed[0] > 0
