@@ -291,13 +291,15 @@ w
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Try it with the widget
 #
-# Run the cell above in Jupyter or Colab (the sliders update on release):
+# Run the cell above in Jupyter or Colab (the sliders update on release; the slider called ε_m
+# is Theorem 4.3's $\varepsilon_{m'}$):
 #
 # - **ε_m above 0.1:** $k^\star$ falls to 0 once the model error exceeds the policy shift
 #   (0.1): the theorem no longer recommends any rollout.
 # - **ε_m down to 0.045 (half):** $k^\star$ jumps from 11 to the slider's end (30; the closed
 #   form says about 80): halving the error adds $\ln 2/(1-\gamma) \approx 69$ steps.
-# - **γ from 0.99 to 0.95:** the horizon shrinks five-fold and so does $k^\star$ (to 3).
+# - **γ from 0.99 to 0.95:** the horizon $1/(1-\gamma)$ shrinks from 100 to 20 steps, and
+#   $k^\star$ falls from 11 to 3.
 # - **C:** it only rescales the simplified penalty on the right; its best $k$ stays 0.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
@@ -456,7 +458,8 @@ axes[0].plot(k_meas, geometric_fit, ":", lw=2.5, label=f"geometric fit, $L = {L_
 axes[0].set(xlabel="rollout length $k$", ylabel=r"mean error $\|\hat s_k - s_k\|$",
             title=f"{ENV_ID}: held-out episodes")
 axes[1].plot(k_meas, k_meas, "--", color="0.4", label="linear reading: $k$")
-for curve, name in ((err_pos, "positions"), (err_vel, "velocities"), (err_mean, "all")):
+axes[1].plot(k_meas, err_mean / err_mean[0], color="0.6", lw=5, alpha=0.5, label="all")
+for curve, name in ((err_pos, "positions"), (err_vel, "velocities")):
     axes[1].plot(k_meas, curve / curve[0], "o-", ms=3, label=name)
 axes[1].set(xlabel="rollout length $k$", ylabel="$e_k / e_1$", title="Growth factor, elite means")
 axes[2].plot(k_meas, err_mean / no_change, "o-", ms=4, label="elite means")
@@ -487,19 +490,20 @@ print(f"fitted L = {L_hat:.2f} ({'contracting' if L_hat < 1 else 'amplifying'});
 # ### What the measurement says
 #
 # **Full mode, Hopper-v5** (the committed figure): the one-step error is $\varepsilon \approx 0.17$
-# and after 15 steps the elite-mean error is about 0.65, a quarter of the linear reading
-# $k\varepsilon \approx 2.6$: **much slower than linear**, like a contracting model with
+# and after 15 steps the elite-mean error is about 0.61, a quarter of the linear reading
+# $k\varepsilon \approx 2.5$: **much slower than linear**, like a contracting model with
 # $L \approx 0.7$. The split shows where that comes from. The norm is dominated by the six
-# velocities, and their error grows only about 4-fold in 15 steps; the five positions, which
-# integrate the velocities, accumulate close to linearly after the first steps (about 9-fold).
-# Relative to how far the state really moves, the error stays at 15 to 20 % at every $k$.
-# Sampled rollouts, as MBPO runs them, carry about 1.4 times the error of the elite means and
-# grow the same way.
+# velocities (the grey "all" curve lies on theirs), and their error grows less than 4-fold in
+# 15 steps; the five positions, which integrate the velocities, accumulate much closer to
+# linearly (about 11-fold, three quarters of the linear reading). Relative to how far the state
+# really moves, the error stays between 12 and 15 % at every $k$. Sampled rollouts, as MBPO
+# runs them, carry about 1.4 to 1.5 times the error of the elite means and grow the same way.
 #
 # **FAST mode, InvertedPendulum-v5:** the error starts *below* $k\varepsilon$, then bends up and
 # overtakes it around $k = 7$; by $k = 10$ it is well above $k\varepsilon$, and the local $L_k$
-# climbs past 1. The pole is unstable: once the model's angle is off, the real dynamics and the
-# model drift apart faster and faster. One fitted $L$ cannot describe such an S-shaped curve.
+# climbs past 1. That is what an unstable system does: once the model's pole angle is off, the
+# real pendulum and the model's fall apart faster and faster. One fitted $L$ cannot describe a
+# curve whose growth rate changes along the rollout.
 #
 # **So:** the guide's linear accumulation is neither a law nor a bound. It overstates the error
 # of our Hopper model and understates the pendulum's late growth. Caveats: both are warm-up
@@ -571,8 +575,9 @@ plt.show()
 #   The schedules are that idea with a linear ramp; how far to ramp is found by experiment per
 #   task (15 for Hopper, 25 for Ant, 1 for Walker2d).
 # - **Measure, don't assume, the growth of the error.** Compute $e_k$ on held-out real
-#   trajectories (as above) during training: a $k$ whose error is a sizeable fraction of how
-#   far the state really moves is too long, whatever the schedule says.
+#   trajectories (as above) during training, next to the error of predicting "nothing moves":
+#   where $e_k$ starts to grow faster than linearly, or approaches that baseline, $k$ is too
+#   long, whatever the schedule says.
 # - **The bound is a guide to direction, not a number.** It is vacuous in absolute terms and its
 #   $\varepsilon$'s are TV distances nobody measures; use it to reason, not to set $k$.
 
