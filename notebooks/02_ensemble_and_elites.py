@@ -272,7 +272,14 @@ with torch.no_grad():
 assert_close(subset_mean, batched_mean[some])
 print(f"members {some.tolist()} alone: {tuple(subset_mean.shape)}, equal to their slices")
 
-# %% slideshow={"slide_type": "slide"}
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Aleatoric and epistemic, side by side
+#
+# Left: the data, the seven members' means, and two bands of $\pm 2$ standard deviations around
+# the ensemble mean, one with the aleatoric part alone and one with both parts. Right: the two
+# standard deviations along $x$, on a log scale.
+
+# %% slideshow={"slide_type": "subslide"}
 def plot_toy_fit(ax):
     """The data, the members' means, and two bands around the ensemble mean."""
     total_std, aleatoric_std = (aleatoric + epistemic).sqrt(), aleatoric.sqrt()
@@ -288,6 +295,7 @@ def plot_toy_fit(ax):
     ax.legend(loc="lower left", fontsize=8)
 
 
+# %% slideshow={"slide_type": "subslide"}
 def plot_uncertainty(ax):
     """Aleatoric and epistemic standard deviation along x; grey where there are no data."""
     ax.plot(x_line, aleatoric.sqrt(), color="C0", lw=2,
@@ -479,6 +487,7 @@ def replay_early_stopping(history: torch.Tensor, threshold: float, patience: int
     return best_epoch, len(quiet), quiet
 
 
+# %% slideshow={"slide_type": "fragment"}
 history = torch.tensor(report.holdout_mse)  # [epochs, E]
 best_epoch, epochs, quiet = replay_early_stopping(history, config.improvement_threshold, config.patience)
 assert best_epoch.tolist() == report.best_epoch and epochs == report.epochs
@@ -487,7 +496,13 @@ assert report.elites == torch.tensor(report.final_holdout_mse).argsort()[:config
 print("the replayed rule agrees with the library: best epochs", best_epoch.tolist(), f"| {epochs} epochs")
 
 
-# %% slideshow={"slide_type": "slide"}
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The fit, epoch by epoch
+#
+# Left to right: each member's training loss, its holdout MSE with a star at its best epoch,
+# and the counter that the stopping rule watches.
+
+# %% slideshow={"slide_type": "subslide"}
 def plot_fit_curves(axes, report, history, quiet):
     """Training loss, holdout MSE (stars: each member's best epoch), and the stopping counter."""
     train_loss, epochs = torch.tensor(report.train_loss), torch.arange(report.epochs)
@@ -529,19 +544,13 @@ plt.show()
 #   would keep training, one reason why MBPO's first model fit is slow. In FAST mode the
 #   pendulum, with its larger learning rate, converges and the rule ends the fit.
 
-# %% slideshow={"slide_type": "slide"}
-def one_step_errors(model, data, generator, deterministic):
-    """Root-mean-square error per target dimension [r, s'_1 - s_1, ...] of model.step: [1 + obs_dim]."""
-    obs, act, rew, next_obs = data
-    pred_next, pred_rew, _ = model.step(obs, act, generator=generator, deterministic=deterministic)
-    errors = torch.cat([(pred_rew - rew)[:, None], pred_next - next_obs], dim=1)
-    return errors.pow(2).mean(dim=0).sqrt()
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The members and their elites
+#
+# Each member's holdout MSE from the report, next to its MSE on fresh random-action
+# transitions that neither the fit nor the choice of the elites has seen.
 
-
-def fresh_generator(seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
+# %% slideshow={"slide_type": "fragment"}
 def targets(data) -> torch.Tensor:
     """The model's targets [r, s' - s] of transitions (obs, act, rew, next_obs): [N, 1 + obs_dim]."""
     obs, _, rew, next_obs = data
@@ -570,10 +579,18 @@ ax.legend(fontsize=8, loc="upper left", ncol=2)
 mbpo_lib.save_figure(fig, "02_member_holdout_mse")
 plt.show()
 
+# %% slideshow={"slide_type": "fragment"}
+is_elite = torch.zeros(E, dtype=torch.bool)
+is_elite[report.elites] = True
+fresh = member_test_mse.cpu()
+print(f"MSE on fresh transitions: elites {fresh[is_elite].mean():.4f}, "
+      f"the other two {fresh[~is_elite].mean():.4f}")
+
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# The members differ by a few percent only; the elites drop the worst one or two. The fresh
-# transitions let us check that the holdout ranking was not luck of the holdout draw: compare
-# the hatched bars with the plain ones.
+# The elites leave out the two members with the highest holdout error. The fresh transitions
+# check that this choice was not luck of the holdout draw: the members left out should not be
+# better on data that neither the training nor the choice has seen. The gain is modest here;
+# the point of the choice is to drop a member that happened to train badly.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## One-step error, dimension by dimension
@@ -584,6 +601,18 @@ plt.show()
 # standard deviation of that target in the training data: 1 means "no better than predicting
 # the average change". For a calibrated model the sampled error is about $\sqrt 2$ times the
 # deterministic one, because the sample adds noise of the model's own size to its error.
+
+# %% slideshow={"slide_type": "subslide"}
+def one_step_errors(model, data, generator, deterministic):
+    """Root-mean-square error per target dimension [r, s'_1 - s_1, ...] of model.step: [1 + obs_dim]."""
+    obs, act, rew, next_obs = data
+    pred_next, pred_rew, _ = model.step(obs, act, generator=generator, deterministic=deterministic)
+    errors = torch.cat([(pred_rew - rew)[:, None], pred_next - next_obs], dim=1)
+    return errors.pow(2).mean(dim=0).sqrt()
+
+
+def fresh_generator(seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
 
 # %% slideshow={"slide_type": "subslide"}
 NAMES = {
@@ -615,50 +644,77 @@ plt.show()
 ratio = relative["sampled"] / relative["deterministic"]
 print(f"sampled / deterministic error per dimension: median {ratio.median():.2f} "
       f"(sqrt 2 = {math.sqrt(2):.2f}), range {ratio.min():.2f} to {ratio.max():.2f}")
-print(f"mean relative error, deterministic: {relative['deterministic'].mean():.3f}")
+worst = int(relative["deterministic"].argmax())
+sigma = model.predict(*random_test[:2])[1][model.elites].mul(0.5).exp().mean(dim=(0, 1)).cpu()
+floor = model.network.min_logvar.detach().mul(0.5).exp().cpu()  # about the smallest sigma allowed
+print(f"hardest dimension: {labels[worst]}: spread {scale[worst]:.4f}, RMSE "
+      f"{relative['deterministic'][worst] * scale[worst].cpu():.4f}, mean predicted sigma "
+      f"{sigma[worst]:.4f}, sigma floor {floor[worst]:.4f}")
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# - A sampled/deterministic ratio near $\sqrt 2$ says the predicted $\sigma$ has the size of
+#   the actual error; well above $\sqrt 2$, $\sigma$ is larger than the error (under-confident),
+#   below, smaller (over-confident).
+# - The hardest dimension relative to its spread is telling. On Hopper (full mode) it is
+#   $\Delta z$: the torso's height changes by only about 0.002 per step, so an error of the
+#   same absolute size as on the joint angles exceeds the spread itself, and the predicted
+#   $\sigma$ sits near its lower bound. On the pendulum (FAST mode) it is the reward: 1 on every
+#   step and 0 on the step the pole falls, a jump to foresee from $(s, a)$ alone.
+# - Neither shows in the holdout MSE, which adds raw squared errors and is dominated by the
+#   large velocity targets: one number can say "good model" while a small dimension is poor.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Distribution shift: the model only knows where its data are
 #
 # The model above has seen random actions only. We ask it about the scripted controller's
-# transitions, then refit it as MBPO does when new data arrive (all data, a new holdout,
-# warm-started from the current weights) and ask again.
+# transitions. Then we refit it as MBPO does when new data arrive (all data, a new holdout,
+# warm-started from the current weights), twice from the same starting point: once with
+# `N_TRAIN` more random transitions, once with `N_TRAIN` scripted-controller transitions. Same
+# amount of new data, same training; only the behaviour that collected it differs. The score
+# is the holdout metric: the MSE over all targets $(r, \Delta s)$ of the deterministic step.
 
 # %% slideshow={"slide_type": "subslide"}
-def mean_relative_error(model, data) -> float:
-    return (one_step_errors(model, data, fresh_generator(7), deterministic=True) / scale).mean().item()
+def one_step_mse(model, data) -> float:
+    return one_step_errors(model, data, fresh_generator(7), deterministic=True).pow(2).mean().item()
 
 
-shift = {"random-action data only": [mean_relative_error(model, d) for d in (random_test, scripted_test)]}
-both = tuple(torch.cat([a, b]) for a, b in zip(random_train, scripted_train, strict=True))
-refit = model.fit(*both)
-shift["+ scripted-controller data"] = [mean_relative_error(model, d) for d in (random_test, scripted_test)]
-print(f"refit on {refit.n_train + refit.n_holdout} rows: {refit.epochs} epochs in {refit.seconds:.1f} s, "
-      f"elites {refit.elites}")
-print(f"{'model fitted on':28s} {'random test':>12s} {'scripted test':>14s}")
+random_more, _ = collect(ENV_ID, N_TRAIN, random_policy, seed=5)
+models = {"random only": model}
+for name, extra in (("+ random", random_more), ("+ scripted", scripted_train)):
+    models[name] = mbpo_lib.DynamicsModel(obs_dim, act_dim, config, device=device)
+    models[name].load_state_dict(model.state_dict())  # an exact copy of the model fitted above
+    refit = models[name].fit(*(torch.cat([a, b]) for a, b in zip(random_train, extra, strict=True)))
+    print(f"refit {name:10s}: {refit.n_train + refit.n_holdout} rows, {refit.epochs} epochs "
+          f"in {refit.seconds:.1f} s, elites {refit.elites}")
+
+# %% slideshow={"slide_type": "fragment"}
+shift = {name: [one_step_mse(m, data) for data in (random_test, scripted_test)] for name, m in models.items()}
+print(f"{'model fitted on':16s} {'random test':>12s} {'scripted test':>14s}")
 for name, (on_random, on_scripted) in shift.items():
-    print(f"{name:28s} {on_random:12.3f} {on_scripted:14.3f}")
+    print(f"{name:16s} {on_random:12.5f} {on_scripted:14.5f}")
+assert shift["random only"][1] > shift["random only"][0], "expected a worse fit on the controller's data"
+assert shift["+ scripted"][1] < shift["+ random"][1], "the controller's own data should help most there"
 
 # %% slideshow={"slide_type": "subslide"}
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = plt.subplots(figsize=(8, 4))
 positions = np.arange(2)
 for k, (name, values) in enumerate(shift.items()):
-    ax.bar(positions + (k - 0.5) * 0.38, values, width=0.38, label=f"fitted on {name}")
+    ax.bar(positions + (k - 1) * 0.27, values, width=0.27, label=f"fitted on {name}")
 ax.set_xticks(positions, ["fresh random-action data", "fresh scripted-controller data"])
-ax.set(ylabel="mean RMSE / std of the target", title=f"{ENV_ID}: one-step error under distribution shift")
+ax.set(ylabel="one-step MSE over all targets", title=f"{ENV_ID}: one-step error under distribution shift")
 ax.legend(fontsize=9)
 mbpo_lib.save_figure(fig, "02_distribution_shift")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# - Trained on random actions only, the model is clearly worse on the scripted controller's
-#   transitions: the controller keeps the system upright for hundreds of steps and visits
-#   states that random actions, which fall over within a few dozen steps, rarely reach.
-# - After the refit with the controller's data the error there drops several-fold, and the
-#   error on random-action data does not get worse. In MBPO this happens every 250 steps: the
-#   policy keeps moving to new states, and the model has to follow it.
-# - In a rollout the model meets such states without warning; the elites' disagreement is the
-#   signal that it is off its data (`model.step(..., disagreement=True)` returns it per row).
+# - Fitted on random actions only, the model is worse on the controller's transitions than on
+#   random ones. How much depends on the task: the pendulum's controller balances for hundreds
+#   of steps and drives the cart to positions that six-step random episodes never reach (a
+#   large shift, FAST mode); the hopper's controller stands close to the upright pose in which
+#   every random episode starts (a milder shift, full mode).
+# - Extra random data and the controller's own data both help, but on the controller's
+#   transitions its own data help far more. In MBPO the policy keeps moving to new states, and
+#   the model is refitted every 250 steps to follow it.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Speed: one batched pass instead of a loop over members
@@ -680,6 +736,7 @@ def member_as_module(network: mbpo_lib.GaussianEnsemble, e: int) -> nn.Sequentia
     return nn.Sequential(*modules)
 
 
+# %% slideshow={"slide_type": "fragment"}
 member_modules = [member_as_module(model.network, e) for e in range(E)]
 
 
@@ -690,23 +747,26 @@ def looped_forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # %% slideshow={"slide_type": "fragment"}
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of fn() over `repeats` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+def median_seconds(fns, repeats: int) -> list[float]:
+    """Median wall time of each function, timed in turns (a busy moment of a shared machine
+    then hits all of them alike), after one warm-up call each."""
+    times = [[] for _ in fns]
+    for fn in fns:
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    for _ in range(repeats):
+        for fn, record in zip(fns, times, strict=True):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            record.append(time.perf_counter() - start)
+    return [statistics.median(record) for record in times]
 
 
 # %% slideshow={"slide_type": "subslide"}
-REPEATS = 5 if FAST else 7
+REPEATS = 7 if FAST else 15
 model.network.eval()
 fresh_obs, fresh_act = (torch.cat([random_test[k], scripted_test[k]]) for k in (0, 1))
 x_all = model.normalizer(torch.cat([fresh_obs, fresh_act], dim=1))  # 2 * N_TEST fresh rows
@@ -716,8 +776,8 @@ for batch in (64, 2_000):  # a small and a large batch
         batched, looped = model.network(x), looped_forward(x)
         assert_close(batched[0], looped[0])
         assert_close(batched[1], looped[1])
-        t_batched = median_seconds(lambda x=x: model.network(x), REPEATS)
-        t_looped = median_seconds(lambda x=x: looped_forward(x), REPEATS)
+        t_batched, t_looped = median_seconds([lambda x=x: model.network(x), lambda x=x: looped_forward(x)],
+                                             REPEATS)
     print(f"{batch:5d} rows x {E} members: batched {1e3 * t_batched:7.2f} ms, "
           f"looped {1e3 * t_looped:7.2f} ms, ratio looped / batched {t_looped / t_batched:.2f}")
 
@@ -748,8 +808,8 @@ mean, _ = model.predict(obs, act)
 picked = mean[info["member"], torch.arange(obs.shape[0], device=device)]
 assert_close(next_obs, obs + picked[:, 1:])
 assert_close(rew, picked[:, 0])
-t_step = median_seconds(lambda: model.step(obs, act, generator=fresh_generator(3)), REPEATS)
-t_all = median_seconds(lambda: step_all_members(obs, act, fresh_generator(3)), REPEATS)
+t_step, t_all = median_seconds([lambda: model.step(obs, act, generator=fresh_generator(3)),
+                                lambda: step_all_members(obs, act, fresh_generator(3))], REPEATS)
 print(f"{obs.shape[0]} rows: step {1e3 * t_step:.2f} ms, all members then pick {1e3 * t_all:.2f} ms, "
       f"ratio {t_all / t_step:.2f} (elites used: {sorted(set(info['member'].tolist()))})")
 
@@ -779,6 +839,8 @@ print(f"{obs.shape[0]} rows: step {1e3 * t_step:.2f} ms, all members then pick {
 #   lowest holdout errors are the **elites**.
 # - MBPO predicts with **one random elite per row** and samples from it, so rollouts carry both
 #   kinds of uncertainty.
+# - On real transitions, judge the model per dimension and on fresh data: the holdout MSE is
+#   dominated by the large targets, and the model is good only near the data that trained it.
 # - `GaussianEnsemble` runs all members in one batched pass (checked equal to a loop), and
 #   `DynamicsModel.step` runs only the chosen elite per row.
 
@@ -790,7 +852,7 @@ print(f"{obs.shape[0]} rows: step {1e3 * t_step:.2f} ms, all members then pick {
 #    cell's "in the gap" mean is over no points (nan), so its assert fails, as it should.*
 # 2. **No bootstrap.** Train every member on all rows:
 #    `bootstrap = torch.arange(N_TOY).expand(E, -1)`. *A correct answer reports a much smaller
-#    epistemic spread inside the data (about ten times smaller on our runs) and a smaller but
+#    epistemic spread inside the data (3 to 9 times smaller on our runs) and a smaller but
 #    still clear rise in the gap and outside: the random start alone makes members disagree
 #    away from the data; the bootstrap adds the disagreement that reflects how thin the data are.*
 # 3. **Predict with the ensemble mean.** In the sampling check, replace `means[member]` by
@@ -821,4 +883,6 @@ print(f"{obs.shape[0]} rows: step {1e3 * t_step:.2f} ms, all members then pick {
 # Speaker notes on the numbers: the holdout errors are mean squared errors on the raw targets,
 # so dimensions with a large spread (Hopper's angular velocities) dominate them, which is why
 # the per-dimension figure divides by each target's spread. The scripted controller is not a
-# policy anyone trained; say so when asked, and point to notebook 04.
+# policy anyone trained; say so when asked, and point to notebook 04. If asked why the full
+# Hopper fit ends by the cap: show the counter panel; the rule does not fire because some member
+# keeps finding another 1 %, and the paper's code, which has no cap, would keep training.
