@@ -30,12 +30,13 @@ import math
 
 import numpy as np
 import torch
+from mbrl_peer import ACT, ELITES, HIDDEN, LAYERS, MEMBERS, OBS, mbrl_model
 from timing import measure, ratio_line, summary
 
 from mbpo_lib.config import EnsembleConfig
 from mbpo_lib.dynamics import DynamicsModel
 
-OBS, ACT, MEMBERS, ELITES, HIDDEN, LAYERS, BATCH, LR = 11, 3, 7, 5, 200, 4, 256, 1e-3
+BATCH, LR = 256, 1e-3
 
 
 def transitions(n: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -74,15 +75,8 @@ def peer(data, epochs: int, device: torch.device):
     from mbrl.types import TransitionBatch
     from mbrl.util.replay_buffer import BootstrapIterator, TransitionIterator
 
-    torch.manual_seed(0)
-    network = mbrl.models.GaussianMLP(
-        OBS + ACT, OBS + 1, device, num_layers=LAYERS, ensemble_size=MEMBERS, hid_size=HIDDEN,
-        propagation_method="random_model", learn_logvar_bounds=True,
-        activation_fn_cfg={"_target_": "torch.nn.SiLU"},
-    )
-    model = mbrl.models.OneDTransitionRewardModel(network, target_is_delta=True, normalize=True,
-                                                  learned_rewards=True, num_elites=ELITES)
-    # mbrl-lib's MBPO default; one L2 coefficient inside Adam (ours: per layer, in the loss)
+    model = mbrl_model(device, 0)
+    # mbrl-lib's MBPO default: one L2 coefficient for all parameters (ours: the paper's per layer)
     trainer = mbrl.models.ModelTrainer(model, optim_lr=LR, weight_decay=5e-5)
     obs, act, rew, next_obs = (t.numpy() for t in data)
     done = np.zeros(len(obs), dtype=bool)

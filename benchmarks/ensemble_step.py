@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 
 import torch
+from mbrl_peer import ACT, ELITES, HIDDEN, LAYERS, MEMBERS, OBS, mbrl_model
 from timing import measure, ratio_line, summary
 
 from mbpo_lib.config import EnsembleConfig
 from mbpo_lib.dynamics import DynamicsModel
-
-OBS, ACT, MEMBERS, ELITES, HIDDEN, LAYERS = 11, 3, 7, 5, 200, 4
 
 
 def ours(rows: int, device: torch.device, seed: int = 0):
@@ -47,14 +46,7 @@ def peer(rows: int, device: torch.device, seed: int = 0):
     import mbrl.models
     import mbrl.types
 
-    torch.manual_seed(seed)
-    network = mbrl.models.GaussianMLP(
-        OBS + ACT, OBS + 1, device, num_layers=LAYERS, ensemble_size=MEMBERS, hid_size=HIDDEN,
-        propagation_method="random_model", learn_logvar_bounds=True,
-        activation_fn_cfg={"_target_": "torch.nn.SiLU"},
-    )
-    model = mbrl.models.OneDTransitionRewardModel(network, target_is_delta=True, normalize=True,
-                                                  learned_rewards=True, num_elites=ELITES)
+    model = mbrl_model(device, seed)
     model.set_elite(list(range(ELITES)))
     g = torch.Generator(device=device).manual_seed(seed)
     obs = torch.randn(rows, OBS, generator=g, device=device)
