@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -46,10 +47,13 @@ class FitReport:
     ``train_loss[epoch][member]`` is the member's mean training loss (the paper's loss, before
     weight decay) over that epoch; ``holdout_mse[epoch][member]`` its holdout MSE after it.
     ``best_epoch[member]`` is the epoch whose weights the member ends with (0-based) and
-    ``final_holdout_mse[member]`` the holdout MSE of those weights.
+    ``final_holdout_mse[member]`` the holdout MSE of those weights. ``stopped_early`` is True
+    when the paper's rule ended the fit (no member improved for more than ``patience`` epochs)
+    and False when ``max_epochs`` cut it short.
     """
 
     epochs: int
+    stopped_early: bool
     n_train: int
     n_holdout: int
     train_loss: list[list[float]] = field(repr=False)
@@ -100,6 +104,15 @@ def make_optimizer(network: GaussianEnsemble, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(groups, lr=lr, fused=True)
     except RuntimeError:  # no fused Adam for this device in this torch
         return torch.optim.Adam(groups, lr=lr)
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Refuse NaN or inf in ``x [N, d]`` with an error naming ``name``, how many and the first row."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        rows = bad.reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
+        raise ValueError(f"{name} holds {int(bad.sum())} NaN or inf values in {rows.numel()} rows "
+                         f"(first: row {int(rows[0])}); fit and step need finite data")
 
 
 class DynamicsModel:
@@ -155,6 +168,8 @@ class DynamicsModel:
         if not obs.shape[0] == act.shape[0] == rew.shape[0] == next_obs.shape[0]:
             raise ValueError(f"obs, act, rew and next_obs must have the same rows, got {obs.shape[0]}, "
                              f"{act.shape[0]}, {rew.shape[0]} and {next_obs.shape[0]}")
+        for name, x in (("obs", obs), ("act", act), ("rew", rew), ("next_obs", next_obs)):
+            check_finite(name, x)
         return torch.cat([obs, act], dim=-1), torch.cat([rew, next_obs - obs], dim=-1)
 
     # --- fitting ---------------------------------------------------------------------------
@@ -164,6 +179,9 @@ class DynamicsModel:
             generator: torch.Generator | None = None) -> FitReport:
         """Fit the ensemble on transitions (or on a buffer passed as the only argument)."""
         if act is None and rew is None and next_obs is None:
+            if hasattr(obs, "__len__") and len(obs) == 0:
+                raise ValueError("the transition source is empty: fit needs stored transitions "
+                                 "(add some before fitting the model)")
             obs, act, rew, next_obs = obs.transitions()[:4]
         elif act is None or rew is None or next_obs is None:
             raise TypeError("fit takes either a transition source alone or obs, act, rew and next_obs")
@@ -172,9 +190,21 @@ class DynamicsModel:
 
     def fit_arrays(self, inputs: torch.Tensor, targets: torch.Tensor,
                    generator: torch.Generator | None = None) -> FitReport:
-        """Fit on ready-made ``inputs [N, obs+act]`` and ``targets [N, 1+obs]`` (see :meth:`fit`)."""
+        """Fit on ready-made ``inputs [N, obs+act]`` and ``targets [N, 1+obs]`` (see :meth:`fit`).
+
+        A member whose training loss turns NaN or inf stops the fit with a ``FloatingPointError``
+        naming the member and the epoch; every member then keeps the weights (and optimiser
+        state) it had before that epoch, the last ones known to be good.
+        """
         start = time.perf_counter()
         c, g, E = self.config, generator or self.generator, self.config.ensemble_size
+        inputs = self._as_rows(inputs, self.obs_dim + self.act_dim, "inputs")
+        targets = self._as_rows(targets, self.obs_dim + 1, "targets")
+        if inputs.shape[0] != targets.shape[0]:
+            raise ValueError(f"inputs and targets must have the same rows, got {inputs.shape[0]} "
+                             f"and {targets.shape[0]}")
+        check_finite("inputs", inputs)
+        check_finite("targets", targets)
         n = inputs.shape[0]
         n_holdout = min(int(n * c.holdout_ratio), c.max_holdout)
         if n_holdout < 1:
@@ -190,12 +220,14 @@ class DynamicsModel:
         bootstrap = _draw("randint", (E, n_train), g, self.device, high=n_train)
         batches = math.ceil(n_train / c.batch_size)
         layer_params = [p for layer in self.network.layers for p in (layer.weight, layer.bias)]
+        all_params = list(self.network.parameters())
         best_params = [p.detach().clone() for p in layer_params]
         best = torch.full((E,), 1e10, device=self.device)
         best_epoch = torch.zeros(E, dtype=torch.long, device=self.device)
         train_history, holdout_history = [], []
-        epoch, since_update = 0, 0
+        epoch, since_update, stopped_early = 0, 0, False
         while c.max_epochs is None or epoch < c.max_epochs:
+            last_good = ([p.detach().clone() for p in all_params], copy.deepcopy(self.optimizer.state_dict()))
             shuffle = torch.argsort(_draw("randn", (E, n_train), g, self.device), dim=1)
             order = torch.gather(bootstrap, 1, shuffle)
             loss_sum = torch.zeros(E, device=self.device)
@@ -211,6 +243,13 @@ class DynamicsModel:
                 self.optimizer.step()
                 loss_sum += member.detach()
             mse = self._holdout_mse(holdout_in, holdout_tg)
+            finite = torch.isfinite(loss_sum) & torch.isfinite(mse)
+            if not bool(finite.all()):
+                self._restore(all_params, *last_good)
+                raise FloatingPointError(
+                    f"the training loss or holdout MSE of member(s) {(~finite).nonzero().flatten().tolist()} "
+                    f"became NaN or inf in epoch {epoch} of this fit; every member keeps its weights from "
+                    f"before that epoch (lower EnsembleConfig.lr or check the data's scale)")
             improved = improved_members(best, mse, c.improvement_threshold)
             with torch.no_grad():
                 for saved, param in zip(best_params, layer_params, strict=True):
@@ -222,6 +261,7 @@ class DynamicsModel:
             epoch += 1
             since_update = 0 if bool(improved.any()) else since_update + 1
             if since_update > c.patience:
+                stopped_early = True
                 break
         with torch.no_grad():  # each member gets back its own best weights
             for saved, param in zip(best_params, layer_params, strict=True):
@@ -232,10 +272,17 @@ class DynamicsModel:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return FitReport(
-            epochs=epoch, n_train=n_train, n_holdout=n_holdout, train_loss=train_history,
-            holdout_mse=holdout_history, best_epoch=best_epoch.tolist(), final_holdout_mse=final.tolist(),
-            elites=self.elites, seconds=time.perf_counter() - start,
+            epochs=epoch, stopped_early=stopped_early, n_train=n_train, n_holdout=n_holdout,
+            train_loss=train_history, holdout_mse=holdout_history, best_epoch=best_epoch.tolist(),
+            final_holdout_mse=final.tolist(), elites=self.elites, seconds=time.perf_counter() - start,
         )
+
+    def _restore(self, params: list[torch.Tensor], saved: list[torch.Tensor],
+                 optimizer_state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for value, param in zip(saved, params, strict=True):
+                param.copy_(value)
+        self.optimizer.load_state_dict(optimizer_state)
 
     @torch.no_grad()
     def _holdout_mse(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -456,7 +456,7 @@ config = (mbpo_lib.EnsembleConfig(hidden_dim=64, lr=3e-3, max_epochs=150) if FAS
           else mbpo_lib.EnsembleConfig(max_epochs=80))
 model = mbpo_lib.DynamicsModel(obs_dim, act_dim, config, device=device, seed=0)
 report = model.fit(*random_train)
-stopped_by = "the early-stopping rule" if report.epochs < config.max_epochs else "the max_epochs cap"
+stopped_by = "the early-stopping rule" if report.stopped_early else "the max_epochs cap"
 print(f"members {config.ensemble_size}, elites {config.num_elites}, hidden {config.hidden_dim} "
       f"(paper {paper.hidden_dim}), lr {config.lr} (paper {paper.lr}), "
       f"max_epochs {config.max_epochs} (paper {paper.max_epochs})")

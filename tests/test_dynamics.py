@@ -1,5 +1,6 @@
 """DynamicsModel: holdout, bootstrap, early stopping, elites, warm start, step."""
 
+import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -113,11 +114,13 @@ def test_training_stops_after_patience_epochs_without_improvement():
     report = DynamicsModel(OBS, ACT, config, seed=0).fit(*linear_system(500))
     assert report.epochs == 1 + 5 + 1
     assert report.best_epoch == [0] * 7
+    assert report.stopped_early
 
 
 def test_max_epochs_caps_a_fit():
     report = DynamicsModel(OBS, ACT, small(max_epochs=3), seed=0).fit(*linear_system(500))
     assert report.epochs == 3
+    assert not report.stopped_early
 
 
 def test_fits_are_warm_started():
@@ -216,6 +219,96 @@ def test_bad_data_is_refused_with_the_shapes():
         model.fit(obs[:3], act[:3], rew[:3], next_obs[:3])
     with pytest.raises(ValueError, match=r"obs must be \[N, 4\]"):
         model.step(torch.zeros(5, 3), torch.zeros(5, 2))
+
+
+@pytest.mark.parametrize("name", ["obs", "act", "rew", "next_obs"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nan_or_inf_in_the_data_is_refused_naming_the_array(name, value):
+    data = dict(zip(("obs", "act", "rew", "next_obs"), linear_system(100), strict=True))
+    data[name] = data[name].clone()
+    data[name].view(-1)[[7 * data[name][0].numel(), -1]] = value   # row 7 and the last row
+    model = DynamicsModel(OBS, ACT, small(max_epochs=1), seed=0)
+    before = [p.clone() for p in model.network.parameters()]
+    with pytest.raises(ValueError, match=rf"{name} holds 2 NaN or inf values in 2 rows \(first: row 7\)"):
+        model.fit(**data)
+    assert all(torch.equal(p, q) for p, q in zip(before, model.network.parameters(), strict=True))
+
+
+def test_an_empty_buffer_is_refused():
+    class Empty:
+        def __len__(self):
+            return 0
+
+        def transitions(self):
+            return tuple(torch.zeros(0, d) for d in (OBS, ACT, 1, OBS))
+
+    with pytest.raises(ValueError, match="the transition source is empty"):
+        DynamicsModel(OBS, ACT, small()).fit(Empty())
+
+
+def test_a_nan_loss_names_member_and_epoch_and_keeps_the_last_good_weights():
+    model = DynamicsModel(OBS, ACT, small(max_epochs=10, batch_size=100), seed=0)
+    data = linear_system(500)                      # 400 training rows: 4 batches an epoch
+    honest = model.network.member_losses
+    calls, start_of_epoch_2 = [0], []
+
+    def poisoned(mean, logvar, target):
+        losses = honest(mean, logvar, target)
+        if calls[0] == 2 * 4:                      # first batch of epoch 2
+            start_of_epoch_2.extend(p.detach().clone() for p in model.network.parameters())
+        calls[0] += 1
+        if calls[0] > 2 * 4:
+            losses = losses.clone()
+            losses[3] = float("nan")
+        return losses
+
+    model.network.member_losses = poisoned
+    with pytest.raises(FloatingPointError, match=r"member\(s\) \[3\] became NaN or inf in epoch 2"):
+        model.fit(*data)
+    for kept, good in zip(model.network.parameters(), start_of_epoch_2, strict=True):
+        assert torch.equal(kept, good)
+    # finite data whose loss overflows float32 gives the same clear error, and nothing is lost
+    model = DynamicsModel(OBS, ACT, small(max_epochs=3), seed=0)
+    before = [p.clone() for p in model.network.parameters()]
+    obs, act, rew, next_obs = linear_system(300)
+    with pytest.raises(FloatingPointError, match=r"epoch 0 .*check the data's scale"):
+        model.fit(obs, act, rew * 1e30, next_obs)
+    assert all(torch.equal(p, q) for p, q in zip(before, model.network.parameters(), strict=True))
+
+
+def test_disagreement_is_higher_away_from_the_data(fitted):
+    model, _, (obs, act, _, _) = fitted
+    g = torch.Generator().manual_seed(0)
+    inside = model.step(obs, act, g, disagreement=True)[2]["disagreement"].mean()
+    outside = model.step(obs * 6, act, g, disagreement=True)[2]["disagreement"].mean()
+    assert outside > 5 * inside
+
+
+def test_fit_on_real_hopper_transitions_beats_predicting_no_change():
+    """Random-action Hopper-v5 data: the elites' one-step error on fresh episodes is far below
+    the error of "the state does not change" (predicting delta-s = 0)."""
+    from mbpo_lib.envs import make_env
+
+    def collect(seed: int, steps: int):
+        env = make_env("Hopper-v5", seed=seed)
+        rows, (obs, _) = [], env.reset(seed=seed)
+        for _ in range(steps):
+            act = env.action_space.sample()
+            next_obs, rew, terminated, truncated, _ = env.step(act)
+            rows.append((obs, act, rew, next_obs))
+            obs = env.reset()[0] if terminated or truncated else next_obs
+        env.close()
+        return [torch.as_tensor(np.array(column), dtype=torch.float32) for column in zip(*rows, strict=True)]
+
+    torch.manual_seed(0)
+    model = DynamicsModel(11, 3, EnsembleConfig(max_epochs=25), seed=0)
+    model.fit(*collect(0, 3000))
+    obs, act, rew, next_obs = collect(1, 1000)
+    mean, _ = model.predict(obs, act)
+    delta = next_obs - obs
+    model_mse = ((mean[model.elites].mean(0)[:, 1:] - delta) ** 2).mean()
+    no_change_mse = (delta ** 2).mean()
+    assert model_mse < 0.25 * no_change_mse, (float(model_mse), float(no_change_mse))  # 0.020 vs 0.218
 
 
 def test_state_dict_round_trip_continues_identically(fitted):
