@@ -150,15 +150,17 @@ def optimal_k(gamma: float, eps_pi: float, eps_m: float, k_max: int = 10_000) ->
     r"""The integer k in [0, k_max] that minimises Theorem 4.3's gap (its k*).
 
     The gap is convex in k, so the best integer is the floor or the ceiling of
-    :func:`optimal_k_continuous` (clipped to [0, k_max]); the smaller gap wins, ties go to the
-    shorter rollout.
+    :func:`optimal_k_continuous` (clipped to [0, k_max]); the smaller gap wins, and gaps equal
+    to a relative 1e-9 (a tie up to rounding) go to the shorter rollout.
     """
     if not isinstance(k_max, int) or k_max < 0:
         raise ValueError(f"k_max must be an int >= 0, got {k_max!r}")
     k_real = min(optimal_k_continuous(gamma, eps_pi, eps_m), float(k_max))
     candidates = sorted({int(math.floor(k_real)), min(int(math.ceil(k_real)), k_max)})
     gaps = [float(branched_bound_terms(k, gamma, 1.0, eps_pi, eps_m).total) for k in candidates]
-    return candidates[int(np.argmin(gaps))]
+    if len(gaps) == 2 and gaps[1] < gaps[0] and not math.isclose(gaps[0], gaps[1], rel_tol=1e-9):
+        return candidates[1]
+    return candidates[0]   # the shorter rollout, also when the two gaps tie within rounding
 
 
 # --- measured: open-loop error of a trained model -------------------------------------------

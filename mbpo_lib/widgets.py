@@ -64,7 +64,7 @@ def bound_vs_k_figure(k: int = 3, eps_m: float = 0.09, eps_pi: float = 0.1, gamm
         left.plot([k], [at_k], "o", color="#D55E00", ms=9, label=f"your k = {k}")
         left.set(xlabel="rollout length k", ylabel=r"gap: $\eta^{\mathrm{branch}}[\pi]$ minus the bound",
                  title="Theorem 4.3: the trade-off", ylim=(0, 1.5 * max(terms.total[0], at_k)))
-        left.legend(fontsize=9)
+        left.legend(fontsize=9, framealpha=0.95)   # opaque: the k* line runs behind it
         right.plot(ks, c * eps_m * ks, color="#CC79A7", label=r"$C\,\varepsilon_m\,k$")
         right.plot([k], [c * eps_m * k], "o", color="#D55E00", ms=9)
         right.set(xlabel="rollout length k", ylabel="penalty", title="The simplified bound: only rises")
@@ -94,7 +94,8 @@ def k_vs_error_widget(k: int = 3, eps_m: float = 0.09, eps_pi: float = 0.1, gamm
     sliders = {
         "k": widgets.IntSlider(value=k, min=1, max=K_MAX, description="k (rollout length)", style=style),
         "eps_m": widgets.FloatLogSlider(value=eps_m, base=10, min=-3, max=0, step=0.05,
-                                        description="ε_m (model error)", style=style, readout_format=".1e"),
+                                        description="ε_m (model error; ε_m′ in Thm 4.3)", style=style,
+                                        readout_format=".1e"),
         "eps_pi": widgets.FloatSlider(value=eps_pi, min=0.01, max=0.5, step=0.01,
                                       description="ε_π (policy shift)", style=style),
         "gamma": widgets.FloatSlider(value=gamma, min=0.9, max=0.999, step=0.001,

@@ -71,6 +71,17 @@ def test_optimal_k_is_the_argmin_of_the_curve(seed):
     assert theory.optimal_k(gamma, eps_pi, eps_m, k_max=5000) == int(np.argmin(total))
 
 
+@pytest.mark.parametrize(("gamma", "eps_pi", "k"),
+                         [(0.9, 0.1, 3), (0.95, 0.2, 5), (0.9, 0.3, 3), (0.99, 0.1, 7)])
+def test_optimal_k_breaks_a_tie_towards_the_shorter_rollout(gamma, eps_pi, k):
+    # gap(k) = gap(k + 1) exactly when eps_pi gamma^k / (1 - gamma) = eps_m / (1 - gamma); in floats
+    # the two differ by rounding only, sometimes in favour of k + 1 (e.g. 0.95, 0.2, 5)
+    eps_m = eps_pi * gamma ** k
+    gaps = theory.branched_bound_terms(np.array([k, k + 1]), gamma, 1.0, eps_pi, eps_m).total
+    assert gaps[0] == pytest.approx(gaps[1], rel=1e-12)
+    assert theory.optimal_k(gamma, eps_pi, eps_m) == k
+
+
 def test_continuous_k_star_is_a_stationary_point():
     gamma, eps_pi, eps_m = 0.99, 0.1, 0.0005
     k_star = theory.optimal_k_continuous(gamma, eps_pi, eps_m)
