@@ -7,13 +7,13 @@ The public names below are what the notebooks, tests and users import; see the R
 from importlib import metadata as _metadata
 
 from .buffer import Batch, ReplayBuffer, sample_mixed
-from .config import EnsembleConfig, SACConfig
+from .config import PRESETS, ROLLOUT_SCHEDULES, EnsembleConfig, MBPOConfig, SACConfig, Schedule, preset
 from .diagrams import plot_mbpo_loop
 from .dynamics import DynamicsModel, FitReport
 from .envs import SUPPORTED_ENVS, evaluate, make_env
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
-from .rollout import ROLLOUT_SCHEDULES, Schedule, rollout_schedule
+from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, rollout_schedule
 from .runtime import default_device, fast_mode, seed_everything, setup_report
 from .sac import SAC, TanhGaussianActor, TwinCritic, tanh_log_prob
 from .theory import (
@@ -43,9 +43,12 @@ __all__ = [
     "EnsembleLinear",
     "FitReport",
     "GaussianEnsemble",
+    "MBPOConfig",
     "Normalizer",
+    "PRESETS",
     "ROLLOUT_SCHEDULES",
     "ReplayBuffer",
+    "RolloutStats",
     "SAC",
     "SACConfig",
     "SUPPORTED_ENVS",
@@ -56,6 +59,7 @@ __all__ = [
     "apply_style",
     "bound_vs_k_figure",
     "branched_bound_terms",
+    "branched_rollout",
     "default_device",
     "evaluate",
     "fast_mode",
@@ -66,10 +70,12 @@ __all__ = [
     "k_vs_error_widget",
     "linear_compounding_error",
     "make_env",
+    "model_buffer_capacity",
     "multistep_error",
     "optimal_k",
     "optimal_k_continuous",
     "plot_mbpo_loop",
+    "preset",
     "rollout_schedule",
     "sample_mixed",
     "save_figure",

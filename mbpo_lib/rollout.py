@@ -1,36 +1,48 @@
-"""Model rollouts: how long they are (the schedule) and, with the training loop, how they run.
+"""Model rollouts: how long they are (the schedule), how they run, and where they go.
 
-The rollout length k grows with training as the model improves (``rollout_schedule``); the
-official per-environment schedules are in :data:`ROLLOUT_SCHEDULES`.
+MBPO branches short rollouts off real states: after each model fit it draws start states from the
+real buffer, rolls the learned model ``k`` steps under the current (stochastic) policy and
+writes every model transition into the model buffer, from which SAC then learns.
+
+* :func:`rollout_schedule` gives ``k`` from the epoch (the official formula; the per-env
+  schedules are :data:`ROLLOUT_SCHEDULES`, kept in :mod:`mbpo_lib.config` and re-exported here).
+* :func:`branched_rollout` runs one batched rollout of up to 100,000 rows on the model's device.
+* :func:`model_buffer_capacity` sizes the model buffer:
+  ``retain_epochs * k * rollout_batch_size * (epoch_length / model_train_freq)``.
+
+This module imports only :mod:`mbpo_lib.config` from the package: the model, the policy and the
+buffer are used through small protocols (:class:`RolloutModel`, :class:`RolloutPolicy`,
+:class:`TransitionSink`), so ``DynamicsModel``, ``SAC`` and ``ReplayBuffer`` fit them and so do
+the tests' fakes.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import inspect
+import numbers
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+import torch
 
-class Schedule(NamedTuple):
-    """``[min_epoch, max_epoch, min_k, max_k]``: k = min_k up to min_epoch, then linear in the
-    epoch up to max_k at max_epoch, then max_k."""
+from .config import ROLLOUT_SCHEDULES, Schedule, as_schedule
 
-    min_epoch: int
-    max_epoch: int
-    min_k: int
-    max_k: int
+if TYPE_CHECKING:
+    from .config import MBPOConfig
 
-
-# From the authors' official configuration files (see the series' mbpo-reference.md). Where the
-# paper's appendix differs (Hopper), both are given; the official file is the default.
-ROLLOUT_SCHEDULES: dict[str, Schedule] = {
-    "Hopper-v5": Schedule(20, 150, 1, 15),
-    "Hopper-v5 (paper appendix)": Schedule(20, 100, 1, 15),
-    "Walker2d-v5": Schedule(20, 150, 1, 1),
-    "HalfCheetah-v5": Schedule(20, 150, 1, 1),
-    "Ant-v5": Schedule(20, 100, 1, 25),
-    "Humanoid-v5": Schedule(20, 300, 1, 25),
-    "InvertedPendulum-v5": Schedule(1, 15, 1, 1),
-    "InvertedDoublePendulum-v5": Schedule(1, 15, 1, 1),
-}
+__all__ = [
+    "ROLLOUT_SCHEDULES",
+    "RolloutModel",
+    "RolloutPolicy",
+    "RolloutStats",
+    "Schedule",
+    "TransitionSink",
+    "as_rollout_policy",
+    "branched_rollout",
+    "model_buffer_capacity",
+    "rollout_schedule",
+]
 
 
 def rollout_schedule(epoch: int, schedule: tuple[int, int, int, int]) -> int:
@@ -43,11 +55,245 @@ def rollout_schedule(epoch: int, schedule: tuple[int, int, int, int]) -> int:
     """
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
-    min_epoch, max_epoch, min_k, max_k = Schedule(*schedule)
-    if not 1 <= min_k <= max_k:
-        raise ValueError(f"schedule needs 1 <= min_k <= max_k (k < 1 is no rollout), got "
-                         f"min_k={min_k}, max_k={max_k}")
-    if not 0 <= min_epoch < max_epoch:
-        raise ValueError(f"schedule needs 0 <= min_epoch < max_epoch, got {min_epoch}, {max_epoch}")
+    min_epoch, max_epoch, min_k, max_k = as_schedule(schedule)
     progress = min(1.0, max(0.0, (epoch - min_epoch) / (max_epoch - min_epoch)))
     return int(min_k + progress * (max_k - min_k))
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k (the rollout length) must be an int >= 1, got {k!r}")
+    return int(k)
+
+
+def model_buffer_capacity(config: MBPOConfig, k: int) -> int:
+    """Rows of the model buffer at rollout length ``k``, as the official code sizes it:
+
+    ``retain_epochs * k * rollout_batch_size * (epoch_length / model_train_freq)``
+
+    that is, every transition the rollouts of the last ``retain_epochs`` epochs can write (each
+    fit's rollout adds at most ``k * rollout_batch_size`` rows, and an epoch has
+    ``epoch_length / model_train_freq`` fits). The paper's Hopper: 1 * k * 100,000 * 4 = 400,000
+    rows at k = 1 and 6,000,000 at k = 15. When k grows the buffer grows and keeps what it holds
+    (``ReplayBuffer.resize``).
+    """
+    k = _check_k(k)
+    fits_per_epoch, rest = divmod(config.epoch_length, config.model_train_freq)
+    if rest:
+        raise ValueError(f"model_train_freq={config.model_train_freq} must divide "
+                         f"epoch_length={config.epoch_length}")
+    return config.retain_epochs * k * config.rollout_batch_size * fits_per_epoch
+
+
+# --- what a rollout works with -----------------------------------------------------------------
+
+
+class RolloutModel(Protocol):
+    """A learned model as :func:`branched_rollout` uses it (``DynamicsModel`` is one).
+
+    ``step`` returns ``(next_obs [B, obs_dim], rew [B], info)``; with ``disagreement=True``
+    (only asked for when the rollout wants it) ``info["disagreement"]`` is a per-row ``[B]``
+    tensor. A ``device`` attribute, where present, is where the rows must live.
+    """
+
+    obs_dim: int
+
+    def step(self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None,
+             disagreement: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+class RolloutPolicy(Protocol):
+    """The policy protocol of :func:`branched_rollout`: ``policy(obs, generator) -> act``.
+
+    ``obs`` is a ``[B, obs_dim]`` tensor on the model's device; the result is a ``[B, act_dim]``
+    tensor there, a *stochastic* action (MBPO rolls out the current exploring policy), with
+    every random draw taken from ``generator`` (None: the policy's own). An object with
+    ``act(obs, deterministic=False, generator=None)``, such as :class:`~mbpo_lib.sac.SAC`, is
+    adapted by :func:`as_rollout_policy`.
+    """
+
+    def __call__(self, obs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor: ...
+
+
+class TransitionSink(Protocol):
+    """Where rollouts write (``ReplayBuffer`` is one): ``add_batch(obs, act, rew, next_obs,
+    terminated)`` with ``[N, obs_dim]``, ``[N, act_dim]``, ``[N]``, ``[N, obs_dim]``, ``[N]``."""
+
+    def add_batch(self, obs: Any, act: Any, rew: Any, next_obs: Any, terminated: Any) -> None: ...
+
+
+def as_rollout_policy(policy: Any) -> Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]:
+    """``policy`` as a :class:`RolloutPolicy`: an object with ``act(obs, deterministic, generator)``
+    (SAC: its stochastic action, noise from ``generator``) or a callable ``policy(obs, generator)``.
+
+    A callable that cannot take two positional arguments (e.g. ``lambda obs: ...`` or a bare
+    ``nn.Module`` actor) is refused with a ``TypeError`` saying what is expected.
+    """
+    act = getattr(policy, "act", None)
+    if callable(act):
+        def sac_policy(obs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+            return act(obs, deterministic=False, generator=generator)
+        return sac_policy
+    if not callable(policy):
+        raise TypeError(f"policy must be callable as policy(obs, generator) -> act or have "
+                        f"act(obs, deterministic=False, generator=None), got {type(policy).__name__}")
+    try:
+        signature = inspect.signature(policy)
+    except (TypeError, ValueError):  # some builtins have no signature: trust them
+        return policy
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise TypeError(f"policy must be callable as policy(obs, generator) -> act (a stochastic "
+                        f"action, its noise from generator); {policy!r} has the signature "
+                        f"{signature}") from None
+    return policy
+
+
+class RolloutStats(NamedTuple):
+    """What one :func:`branched_rollout` did.
+
+    Attributes:
+        k: the rollout length asked for.
+        start_states: rows the rollout started from (N).
+        steps: steps actually run (< k only when every row terminated early).
+        transitions: model transitions written (or, without a buffer, produced).
+        rows_per_step: rows stepped at each step (alive at its start); they sum to ``transitions``.
+        mean_length: ``transitions / start_states``, the official code's ``mean_rollout_length``.
+        termination_rate: the share of start rows the termination function ended within k steps.
+        mean_reward: the mean model reward over the written transitions.
+        mean_disagreement: the mean over written transitions of the ensemble disagreement (the
+            elites' spread of the predicted mean), or None when not asked for.
+        seconds: wall-clock time of the rollout (the device synchronised at the end).
+    """
+
+    k: int
+    start_states: int
+    steps: int
+    transitions: int
+    rows_per_step: tuple[int, ...]
+    mean_length: float
+    termination_rate: float
+    mean_reward: float
+    mean_disagreement: float | None
+    seconds: float
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+@torch.no_grad()
+def branched_rollout(model: RolloutModel, policy: Any, start_obs: torch.Tensor, k: int,
+                     termination: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                     generator: torch.Generator | None = None, buffer: TransitionSink | None = None, *,
+                     disagreement: bool = False) -> RolloutStats:
+    """Roll ``model`` ``k`` steps from ``start_obs`` under ``policy``; write into ``buffer``.
+
+    Each step, for the rows still alive: ``act = policy(obs, generator)`` (stochastic),
+    ``next_obs, rew = model.step(obs, act, generator=generator)``,
+    ``done = termination(obs, act, next_obs)``; ``(obs, act, rew, next_obs, done)`` of all those
+    rows goes to ``buffer.add_batch`` (a row that terminates at this step is written, with
+    ``done`` True), then only the rows with ``done`` False go on to the next step. The buffer
+    holds the transitions step by step, rows in their start order within a step, as in the
+    official code; the rollout stops early once every row has terminated.
+
+    Args:
+        model: a :class:`RolloutModel` (``DynamicsModel``) with ``obs_dim`` and ``step``.
+        policy: a :class:`RolloutPolicy` ``policy(obs, generator) -> act`` or an object with
+            ``act(obs, deterministic=False, generator=None)`` such as ``SAC``.
+        start_obs: ``[N, obs_dim]`` start states (MBPO: 100,000 drawn from the real buffer), on
+            the model's device.
+        k: the rollout length, an int >= 1 (:func:`rollout_schedule`).
+        termination: ``termination(obs, act, next_obs) -> bool [B]`` (``[B, 1]`` is accepted),
+            e.g. ``mbpo_lib.termination.termination_fn(env_id)``.
+        generator: used for every random draw (the policy's noise and the model's elite choice
+            and sample); the same generator state gives the same rollout. None leaves each to
+            its own default (``SAC.generator``; ``DynamicsModel.step`` then uses torch's global
+            generator).
+        buffer: the model buffer (a ``ReplayBuffer`` on the model's device, with the model's
+            ``obs_dim``); None runs the rollout for its statistics only.
+        disagreement: also measure the ensemble disagreement (``model.step(...,
+            disagreement=True)``, which runs every elite on every row: slower).
+
+    Returns:
+        :class:`RolloutStats`. Everything stays on the device: the statistics are accumulated
+        there and read back once at the end. The one host sync per step is the size of the
+        surviving set (``nonzero``), which the buffer write of the next step needs anyway; it
+        is skipped after the last step.
+    """
+    start = time.perf_counter()
+    k = _check_k(k)
+    pi = as_rollout_policy(policy)
+    if not callable(termination):
+        raise TypeError(f"termination must be callable as termination(obs, act, next_obs) -> bool [B], "
+                        f"got {type(termination).__name__}")
+    obs_dim = model.obs_dim
+    if not isinstance(start_obs, torch.Tensor):
+        raise TypeError(f"start_obs must be a torch.Tensor [N, {obs_dim}] on the model's device, got "
+                        f"{type(start_obs).__name__}")
+    if start_obs.dim() != 2 or start_obs.shape[1] != obs_dim or start_obs.shape[0] < 1:
+        raise ValueError(f"start_obs must be [N, {obs_dim}] with N >= 1 (the model's obs_dim is "
+                         f"{obs_dim}), got {list(start_obs.shape)}")
+    device = getattr(model, "device", None)
+    device = start_obs.device if device is None else torch.device(device)
+    if not _same_device(start_obs.device, device):
+        raise ValueError(f"start_obs is on {start_obs.device} but the model on {device}; move the start "
+                         "states (or keep the real buffer) on the model's device")
+    if buffer is not None:
+        if getattr(buffer, "obs_dim", obs_dim) != obs_dim:
+            raise ValueError(f"the buffer stores obs_dim={buffer.obs_dim} but the model has "
+                             f"obs_dim={obs_dim}")
+        buffer_device = getattr(buffer, "device", None)
+        if buffer_device is not None and not _same_device(torch.device(buffer_device), device):
+            raise ValueError(f"the buffer is on {buffer_device} but the model on {device}; a rollout "
+                             "writes on one device (make the model buffer there)")
+
+    n_start = start_obs.shape[0]
+    obs = start_obs
+    rows_per_step: list[int] = []
+    reward_sum = torch.zeros((), dtype=torch.float32, device=device)
+    disagreement_sum = torch.zeros((), dtype=torch.float32, device=device)
+    ended_last = torch.zeros((), dtype=torch.long, device=device)   # terminations at the last step
+    ended_before = 0                                                  # terminations before it (host)
+    for step in range(k):
+        n = obs.shape[0]
+        act = pi(obs, generator)
+        if not isinstance(act, torch.Tensor) or act.dim() != 2 or act.shape[0] != n:
+            shape = list(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__
+            raise ValueError(f"the policy must return a [B, act_dim] tensor for B = {n} rows, got {shape}")
+        if disagreement:
+            next_obs, rew, info = model.step(obs, act, generator=generator, disagreement=True)
+            disagreement_sum += info["disagreement"].float().sum()
+        else:
+            next_obs, rew, info = model.step(obs, act, generator=generator)
+        done = termination(obs, act, next_obs)
+        if not isinstance(done, torch.Tensor) or done.numel() != n or done.dim() > 2:
+            shape = list(done.shape) if isinstance(done, torch.Tensor) else type(done).__name__
+            raise ValueError(f"termination must return a bool tensor [B] for B = {n} rows, got {shape}")
+        done = done.reshape(n).to(torch.bool)
+        if buffer is not None:
+            buffer.add_batch(obs, act, rew, next_obs, done)
+        rows_per_step.append(n)
+        reward_sum += rew.float().sum()
+        if step == k - 1:
+            ended_last = done.sum()
+            break
+        alive = (~done).nonzero().squeeze(1)          # the one sync of the step: how many go on
+        survivors = alive.numel()
+        ended_before += n - survivors
+        if survivors == 0:
+            break
+        obs = next_obs if survivors == n else next_obs[alive]
+
+    reward_total, disagreement_total, last = torch.stack(
+        [reward_sum, disagreement_sum, ended_last.to(torch.float32)]).tolist()   # the one final sync
+    transitions = sum(rows_per_step)
+    terminated = ended_before + int(last)
+    return RolloutStats(
+        k=k, start_states=n_start, steps=len(rows_per_step), transitions=transitions,
+        rows_per_step=tuple(rows_per_step), mean_length=transitions / n_start,
+        termination_rate=terminated / n_start, mean_reward=reward_total / transitions,
+        mean_disagreement=disagreement_total / transitions if disagreement else None,
+        seconds=time.perf_counter() - start,
+    )
