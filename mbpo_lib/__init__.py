@@ -16,6 +16,7 @@ from .plotting import apply_style, figures_dir, save_figure, series_style
 from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, rollout_schedule
 from .runtime import default_device, fast_mode, seed_everything, setup_report
 from .sac import SAC, TanhGaussianActor, TwinCritic, tanh_log_prob
+from .termination import TERMINATION_RULES, TerminationFn, termination_fn
 from .theory import (
     BoundTerms,
     branched_bound_terms,
@@ -53,7 +54,9 @@ __all__ = [
     "SACConfig",
     "SUPPORTED_ENVS",
     "Schedule",
+    "TERMINATION_RULES",
     "TanhGaussianActor",
+    "TerminationFn",
     "TwinCritic",
     "__version__",
     "apply_style",
@@ -85,5 +88,6 @@ __all__ = [
     "show_bound_vs_k",
     "simplified_bound",
     "tanh_log_prob",
+    "termination_fn",
     "trajectory_windows",
 ]

@@ -213,12 +213,17 @@ class ReplayBuffer:
         self._cursor = self._size % new_capacity
 
     def state_dict(self) -> dict[str, Any]:
-        """The stored rows (oldest first, in the storage dtype), the capacity and counters."""
+        """The stored rows (oldest first, in the storage dtype), the capacity and counters.
+
+        ``cursor`` records where the next row goes, so :meth:`load_state_dict` puts every row
+        back at its storage position: a restored buffer then draws exactly the rows the
+        original would from the same generator (what resuming a run step for step needs).
+        """
         names = ("obs", "act", "rew", "next_obs", "terminated")
         state: dict[str, Any] = {name: self._ordered(store).clone()
                                  for name, store in zip(names, self._stores(), strict=True)}
         state.update(capacity=self.capacity, obs_dim=self.obs_dim, act_dim=self.act_dim,
-                     total_added=self.total_added)
+                     total_added=self.total_added, cursor=self._cursor)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -230,10 +235,15 @@ class ReplayBuffer:
         rows = state["obs"].shape[0]
         if rows > capacity:
             raise ValueError(f"state holds {rows} rows but capacity {capacity}")
+        cursor = int(state.get("cursor", rows % capacity))
+        if not (0 <= cursor < capacity and (rows == capacity or cursor == rows % capacity)):
+            raise ValueError(f"state has cursor {cursor} for {rows} rows in capacity {capacity}")
         self.capacity = capacity
         self._allocate(capacity)
         self._cursor = self._size = 0
         if rows:
+            # oldest first -> storage positions cursor, cursor + 1, ... (mod capacity), as they were
+            self._cursor = cursor if rows == capacity else 0
             self.add_batch(state["obs"], state["act"], state["rew"], state["next_obs"], state["terminated"])
         self.total_added = int(state["total_added"])
 

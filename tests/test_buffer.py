@@ -200,3 +200,21 @@ def test_buffers_on_cuda_sample_on_cuda_with_either_generator():
         assert all(x.device.type == "cuda" for x in batch)
     with pytest.raises(ValueError, match="one device"):
         sample_mixed(filled(10, 10), model, 0.05, 16)
+
+
+def test_a_restored_wrapped_buffer_samples_exactly_the_same_rows():
+    buffer = ReplayBuffer(7, 2, 1)
+    for i in range(11):   # wraps: the cursor ends at 4
+        buffer.add([i, -i], [i], float(i), [i + 1, -i], i % 3 == 0)
+    copy = ReplayBuffer(1, 2, 1)
+    copy.load_state_dict(buffer.state_dict())
+    assert len(copy) == 7 and copy.state_dict()["cursor"] == 4
+    a = buffer.sample(50, torch.Generator().manual_seed(3))
+    b = copy.sample(50, torch.Generator().manual_seed(3))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    buffer.add([99, 99], [1], 1.0, [0, 0], False)
+    copy.add([99, 99], [1], 1.0, [0, 0], False)
+    assert all(torch.equal(x, y) for x, y in zip(buffer.transitions(), copy.transitions(), strict=True))
+    bad = buffer.state_dict() | {"cursor": 9}
+    with pytest.raises(ValueError, match="cursor 9 for 7 rows in capacity 7"):
+        copy.load_state_dict(bad)
