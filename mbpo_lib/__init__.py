@@ -10,7 +10,8 @@ from .buffer import Batch, ReplayBuffer, sample_mixed
 from .config import PRESETS, ROLLOUT_SCHEDULES, EnsembleConfig, MBPOConfig, SACConfig, Schedule, preset
 from .diagrams import plot_mbpo_loop
 from .dynamics import DynamicsModel, FitReport
-from .envs import SUPPORTED_ENVS, evaluate, make_env
+from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_state
+from .mbpo import MBPO
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
 from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, rollout_schedule
@@ -44,6 +45,7 @@ __all__ = [
     "EnsembleLinear",
     "FitReport",
     "GaussianEnsemble",
+    "MBPO",
     "MBPOConfig",
     "Normalizer",
     "PRESETS",
@@ -64,6 +66,7 @@ __all__ = [
     "branched_bound_terms",
     "branched_rollout",
     "default_device",
+    "env_state",
     "evaluate",
     "fast_mode",
     "figures_dir",
@@ -79,6 +82,7 @@ __all__ = [
     "optimal_k_continuous",
     "plot_mbpo_loop",
     "preset",
+    "restore_env_state",
     "rollout_schedule",
     "sample_mixed",
     "save_figure",

@@ -99,6 +99,11 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the preallocated storage takes (all ``capacity`` rows, filled or not)."""
+        return sum(store.element_size() * store.numel() for store in self._stores())
+
     def __repr__(self) -> str:
         return (f"ReplayBuffer({self._size}/{self.capacity} rows, obs_dim={self.obs_dim}, "
                 f"act_dim={self.act_dim}, device={self.device}, dtype={self.dtype})")

@@ -19,6 +19,7 @@ and standard deviation of the undiscounted return.
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 from collections.abc import Callable
@@ -160,3 +161,66 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, **make
     mean = statistics.fmean(returns)
     std = math.sqrt(statistics.fmean([(r - mean) ** 2 for r in returns]))
     return mean, std
+
+
+def _wrappers(env: gym.Env) -> list[Any]:
+    chain, current = [], env
+    while True:
+        chain.append(current)
+        if not hasattr(current, "env") or current is current.unwrapped:
+            return chain
+        current = current.env
+
+
+def env_state(env: gym.Env) -> dict[str, Any]:
+    """Everything needed to continue ``env``'s current episode exactly: the simulator state,
+    the time limit's step counter and the env's random generator (for its next ``reset``).
+
+    MuJoCo tasks save MuJoCo's full integration state (``mj_getState`` with
+    ``mjSTATE_INTEGRATION``: time, positions, velocities, controls and the solver's warm start),
+    so a restored env steps bit for bit as the original; classic-control tasks (Pendulum) save
+    their ``state`` array. Checkpoints of :class:`~mbpo_lib.mbpo.MBPO` store this.
+    """
+    base = env.unwrapped
+    state: dict[str, Any] = {
+        "np_random": copy.deepcopy(base.np_random.bit_generator.state),
+        "elapsed_steps": [getattr(w, "_elapsed_steps", None) for w in _wrappers(env)],
+    }
+    if hasattr(base, "data") and hasattr(base, "model"):
+        import mujoco
+
+        kind = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.empty(mujoco.mj_stateSize(base.model, kind))
+        mujoco.mj_getState(base.model, base.data, physics, kind)
+        state["mujoco"] = physics
+    elif hasattr(base, "state"):
+        state["state"] = copy.deepcopy(base.state)
+    else:
+        raise TypeError(f"cannot save the state of {type(base).__name__}: neither a MuJoCo env nor one "
+                        "with a `state` attribute")
+    return state
+
+
+def restore_env_state(env: gym.Env, state: dict[str, Any]) -> None:
+    """Put ``env`` (made by :func:`make_env` with the same id and options) back into the state
+    :func:`env_state` saved."""
+    base = env.unwrapped
+    wrappers = _wrappers(env)
+    if len(wrappers) != len(state["elapsed_steps"]):
+        raise ValueError(f"the saved env state has {len(state['elapsed_steps'])} wrapper levels, this env "
+                         f"{len(wrappers)}: make it with the same make_env arguments")
+    for wrapper, steps in zip(wrappers, state["elapsed_steps"], strict=True):
+        if steps is not None:
+            wrapper._elapsed_steps = steps
+    base.np_random.bit_generator.state = copy.deepcopy(state["np_random"])
+    if "mujoco" in state:
+        import mujoco
+
+        kind = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.asarray(state["mujoco"], dtype=np.float64)
+        if physics.shape != (mujoco.mj_stateSize(base.model, kind),):
+            raise ValueError(f"the saved MuJoCo state has {physics.shape[0]} numbers, this env needs "
+                             f"{mujoco.mj_stateSize(base.model, kind)}: a different task?")
+        mujoco.mj_setState(base.model, base.data, physics, kind)
+    else:
+        base.state = copy.deepcopy(state["state"])

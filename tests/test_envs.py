@@ -94,3 +94,26 @@ def test_evaluate_checks_its_arguments():
         evaluate(lambda obs: obs[:1], "Pendulum-v1", episodes=0)
     with pytest.raises(TypeError, match="policy must have act"):
         evaluate(42, "Pendulum-v1", episodes=1)
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "InvertedPendulum-v5", "Pendulum-v1"])
+def test_a_restored_env_continues_bit_for_bit_through_resets(env_id):
+    from mbpo_lib.envs import env_state, restore_env_state
+
+    rng = np.random.default_rng(0)
+    original = make_env(env_id, seed=0)
+    for _ in range(37):
+        original.step(rng.uniform(-1, 1, original.action_space.shape).astype(np.float32))
+    copy = make_env(env_id, seed=5)                      # another seed: everything comes from the state
+    restore_env_state(copy, env_state(original))
+    resets = 0
+    for _ in range(300):
+        action = rng.uniform(-1, 1, original.action_space.shape).astype(np.float32)
+        a, b = original.step(action), copy.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1:4] == b[1:4]
+        if a[2] or a[3]:
+            resets += 1
+            assert np.array_equal(original.reset()[0], copy.reset()[0])
+    assert resets > 0
+    with pytest.raises(ValueError, match="MuJoCo state has"):
+        restore_env_state(make_env("Hopper-v5", seed=0), env_state(make_env("Walker2d-v5", seed=0)))

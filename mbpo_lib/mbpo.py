@@ -1,0 +1,400 @@
+"""The MBPO trainer: the loop of the series' design, everything on one device.
+
+One real step at a time, counting every real step (the random warm-up included) in
+``env_steps``::
+
+    for each real step t:
+        if t < init_exploration_steps:   act uniformly at random
+        else:
+            s = t - init_exploration_steps            (steps into training; epoch = s // epoch_length)
+            if s % model_train_freq == 0 and real_ratio < 1:
+                fit the ensemble on all real data (warm-started)
+                k = rollout_schedule(epoch); grow the model buffer to retain * k * B * fits/epoch
+                branched_rollout(k) from rollout_batch_size real start states into the model buffer
+            act with the stochastic policy
+        step the env, store (s, a, r, s', terminated) in the real buffer; reset on terminated or truncated
+        if t >= init_exploration_steps:  G SAC updates on sample_mixed(real, model, real_ratio, 256)
+        at the end of each epoch: evaluate (deterministic episodes), log a row of metrics, checkpoint
+
+as the official code does (its model fits at the epoch's steps 0, 250, 500 and 750). With
+``real_ratio = 1`` no model is fitted and the loop is plain SAC on real data, the baseline of
+notebook 06 (set ``updates_per_step`` to 1 for SAC's usual one update per step).
+
+A run with a ``run_dir`` writes ``config.json``, ``metrics.csv`` and ``metrics.jsonl`` (one
+row per epoch, both rewritten atomically after each epoch) and ``checkpoint.pt``: every
+``checkpoint_every`` epochs, at the end of :meth:`MBPO.train`, and when the run is interrupted
+(Ctrl-C or SIGTERM: the loop finishes the current real step, saves, then raises
+``KeyboardInterrupt``). A checkpoint holds everything needed to continue exactly: networks,
+normaliser, elites, optimisers, both buffers, the environment's simulator state, every random
+generator and every counter, so on the CPU a resumed run equals an uninterrupted one step for
+step. It is written to a temporary file and renamed into place: a crash mid-write leaves the
+previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .buffer import ReplayBuffer, sample_mixed
+from .config import MBPOConfig
+from .dynamics import DynamicsModel
+from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_state
+from .rollout import branched_rollout, model_buffer_capacity, rollout_schedule
+from .sac import SAC
+from .termination import termination_fn
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+SAC_METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
+PHASES = ("env", "model", "rollout", "sac", "eval")
+# The columns of metrics.csv, in order (metrics.jsonl has the same keys).
+METRIC_COLUMNS = (
+    "epoch", "env_steps", "episodes", "train_return", "eval_return", "eval_return_std", "eval_episodes",
+    "model_fits", "model_holdout_mse", "model_fit_epochs", "model_stopped_early", "elites", "k",
+    "rollout_transitions", "rollout_mean_length", "rollout_termination_rate", "rollout_mean_reward",
+    "model_buffer_rows", "model_buffer_capacity", "model_buffer_mib", "real_buffer_rows", "sac_updates",
+    *SAC_METRICS, *(f"seconds_{phase}" for phase in PHASES), "seconds_total",
+)
+
+
+def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write ``path`` through a temporary file in the same folder, fsync, then rename it into
+    place: readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class _Epoch:
+    """The running sums of one epoch's metrics (part of a checkpoint, so a resumed epoch's row
+    is the row the uninterrupted run writes)."""
+
+    def __init__(self) -> None:
+        self.sac = dict.fromkeys(SAC_METRICS, 0.0)
+        self.sac_updates = 0
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self.episode_returns: list[float] = []
+        self.model_fits = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+class MBPO:
+    """Model-Based Policy Optimization on one Gymnasium task (the module docstring has the loop).
+
+    Args:
+        config: an :class:`~mbpo_lib.config.MBPOConfig` (e.g. ``preset("Hopper-v5")``).
+        device: where the networks, both buffers and every rollout live (default CPU).
+        run_dir: folder for ``config.json``, ``metrics.csv``/``.jsonl`` and ``checkpoint.pt``;
+            None keeps everything in memory (``self.history``).
+
+    Use ``MBPO(config).train()`` to run the whole budget, or ``train(steps)`` for a part of it;
+    :meth:`load` continues a run from its checkpoint.
+    """
+
+    def __init__(self, config: MBPOConfig, device: torch.device | str | None = None,
+                 run_dir: str | Path | None = None) -> None:
+        if not isinstance(config, MBPOConfig):
+            raise TypeError(f"config must be an MBPOConfig (e.g. mbpo_lib.preset('Hopper-v5')), got "
+                            f"{type(config).__name__}")
+        self.config = c = config.validate()
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        spec = SUPPORTED_ENVS[c.env_id]
+        self.obs_dim, self.act_dim = spec.obs_dim, spec.act_dim
+        self.env = make_env(c.env_id, seed=c.seed)
+        self.termination = termination_fn(c.env_id)
+        self.model = DynamicsModel(self.obs_dim, self.act_dim, c.ensemble, device=self.device, seed=c.seed)
+        self.agent = SAC(self.obs_dim, self.act_dim, c.sac, device=self.device, seed=c.seed + 1)
+        self.real = ReplayBuffer(min(c.real_buffer_capacity, c.total_steps), self.obs_dim, self.act_dim,
+                                 device=self.device)
+        self.k = rollout_schedule(0, c.rollout_schedule)
+        # real_ratio = 1 (plain SAC) never rolls out: a one-row model buffer that stays empty
+        capacity = model_buffer_capacity(c, self.k) if c.real_ratio < 1.0 else 1
+        self.model_buffer = ReplayBuffer(capacity, self.obs_dim, self.act_dim, device=self.device,
+                                         dtype=c.model_buffer_torch_dtype)
+        self.generator = torch.Generator(device=self.device).manual_seed(c.seed + 2)
+        self.action_rng = np.random.default_rng(c.seed + 3)   # the warm-up's uniform actions
+        self.obs, _ = self.env.reset(seed=c.seed)
+        self.env_steps = 0
+        self.episodes = 0
+        self.episode_return = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.last_fit: dict[str, Any] = {}
+        self.last_rollout: dict[str, Any] = {}
+        self._epoch = _Epoch()
+        self._stop_requested = False
+
+    # --- the loop --------------------------------------------------------------------------
+
+    @property
+    def epoch(self) -> int:
+        """The training epoch the next real step belongs to (0 during the warm-up)."""
+        return max(0, self.env_steps - self.config.init_exploration_steps) // self.config.epoch_length
+
+    def train(self, steps: int | None = None,
+              callbacks: Iterable[Callable[[MBPO, dict[str, Any]], Any]] = (),
+              progress: bool | None = None) -> list[dict[str, Any]]:
+        """Run ``steps`` more real steps (None: up to ``config.total_steps``); return the metrics
+        rows of all epochs so far.
+
+        ``callbacks`` are called as ``callback(mbpo, row)`` after each epoch's row is logged; one
+        returning True stops training after that epoch. ``progress``: a tqdm bar with the latest
+        evaluation return (None: only when attached to a terminal).
+        """
+        c = self.config
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise ValueError(f"steps must be None or an int >= 0, got {steps!r}")
+        end = c.total_steps if steps is None else min(c.total_steps, self.env_steps + steps)
+        callbacks = list(callbacks)
+        if self.run_dir is not None:
+            _atomic_write(self.run_dir / "config.json",
+                          lambda f: f.write(json.dumps(c.to_dict(), indent=2).encode()))
+        bar = self._progress_bar(end, progress)
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def request_stop(signum, frame):   # finish the current real step, then save and stop
+            self._stop_requested = True
+
+        in_main_thread = _in_main_thread()
+        if in_main_thread:
+            for sig in previous:
+                signal.signal(sig, request_stop)
+        try:
+            while self.env_steps < end:
+                self._real_step()
+                if bar is not None:
+                    bar.update(1)
+                if self._epoch_ended():
+                    row = self._end_epoch()
+                    if bar is not None:
+                        bar.set_postfix(eval_return=f"{row['eval_return']:.1f}", k=row["k"])
+                    if any(callback(self, row) is True for callback in callbacks):
+                        break
+                if self._stop_requested:
+                    self._stop_requested = False
+                    if self.run_dir is not None:
+                        self.save(self.run_dir / CHECKPOINT_NAME)
+                    raise KeyboardInterrupt(f"MBPO stopped at env step {self.env_steps}"
+                                            + (f"; checkpoint in {self.run_dir}" if self.run_dir else ""))
+            if self.run_dir is not None:
+                self.save(self.run_dir / CHECKPOINT_NAME)
+        finally:
+            if in_main_thread:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _progress_bar(self, end: int, progress: bool | None):
+        if progress is False:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=end, initial=self.env_steps, unit="step", desc=self.config.env_id,
+                    disable=None if progress is None else False, dynamic_ncols=True)
+
+    def _real_step(self) -> None:
+        c, timer = self.config, self._epoch.seconds
+        training = self.env_steps >= c.init_exploration_steps
+        if training and c.real_ratio < 1.0:
+            into = self.env_steps - c.init_exploration_steps
+            if into % c.model_train_freq == 0:
+                self._fit_and_rollout(epoch=into // c.epoch_length)
+        start = time.perf_counter()
+        if training:
+            action = self.agent.act(self.obs)
+        else:
+            action = self.action_rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.real.add(self.obs, action, float(reward), next_obs, bool(terminated))  # never truncated
+        self.episode_return += float(reward)
+        if terminated or truncated:
+            self.episodes += 1
+            self._epoch.episode_returns.append(self.episode_return)
+            self.episode_return = 0.0
+            next_obs, _ = self.env.reset()
+        self.obs = next_obs
+        self.env_steps += 1
+        timer["env"] += time.perf_counter() - start
+        if training and c.updates_per_step:
+            start = time.perf_counter()
+            sums = self._epoch.sac
+            for _ in range(c.updates_per_step):
+                batch = sample_mixed(self.real, self.model_buffer, c.real_ratio, c.sac.batch_size,
+                                     self.generator)
+                for name, value in self.agent.update(batch).items():
+                    sums[name] += value
+            self._epoch.sac_updates += c.updates_per_step
+            timer["sac"] += time.perf_counter() - start
+
+    def _fit_and_rollout(self, epoch: int) -> None:
+        c, timer = self.config, self._epoch.seconds
+        report = self.model.fit(self.real)
+        timer["model"] += report.seconds
+        self._epoch.model_fits += 1
+        self.last_fit = {"model_holdout_mse": report.elite_holdout_mse, "model_fit_epochs": report.epochs,
+                         "model_stopped_early": report.stopped_early,
+                         "elites": " ".join(map(str, report.elites))}
+        start = time.perf_counter()
+        k = rollout_schedule(epoch, c.rollout_schedule)
+        if k != self.k:
+            self.k = k
+            self.model_buffer.resize(model_buffer_capacity(c, k))
+        start_obs = self.real.sample(c.rollout_batch_size, self.generator).obs
+        stats = branched_rollout(self.model, self.agent, start_obs, k, self.termination,
+                                 generator=self.generator, buffer=self.model_buffer)
+        self.last_rollout = {"rollout_transitions": stats.transitions,
+                             "rollout_mean_length": stats.mean_length,
+                             "rollout_termination_rate": stats.termination_rate,
+                             "rollout_mean_reward": stats.mean_reward}
+        timer["rollout"] += time.perf_counter() - start
+
+    def _epoch_ended(self) -> bool:
+        c = self.config
+        into = self.env_steps - c.init_exploration_steps
+        return (into > 0 and into % c.epoch_length == 0) or self.env_steps == c.total_steps
+
+    def _end_epoch(self) -> dict[str, Any]:
+        c, acc = self.config, self._epoch
+        epoch = max(0, math.ceil((self.env_steps - c.init_exploration_steps) / c.epoch_length) - 1)
+        row: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS, float("nan"))
+        eval_return = eval_std = float("nan")
+        if (epoch + 1) % c.eval_every == 0 or self.env_steps == c.total_steps:
+            start = time.perf_counter()
+            eval_return, eval_std = evaluate(self.agent, c.env_id, episodes=c.eval_episodes,
+                                             seed=10_000 * (c.seed + 1) + 100 * epoch)
+            acc.seconds["eval"] += time.perf_counter() - start
+        updates = max(acc.sac_updates, 1)
+        row.update(
+            epoch=epoch, env_steps=self.env_steps, episodes=self.episodes,
+            train_return=(float(np.mean(acc.episode_returns)) if acc.episode_returns else float("nan")),
+            eval_return=eval_return, eval_return_std=eval_std, eval_episodes=c.eval_episodes,
+            model_fits=acc.model_fits, k=self.k,
+            model_buffer_rows=len(self.model_buffer), model_buffer_capacity=self.model_buffer.capacity,
+            model_buffer_mib=round(self.model_buffer.nbytes / 2 ** 20, 3), real_buffer_rows=len(self.real),
+            sac_updates=acc.sac_updates,
+            **{name: (acc.sac[name] / updates if acc.sac_updates else float("nan")) for name in SAC_METRICS},
+            **{f"seconds_{phase}": acc.seconds[phase] for phase in PHASES},
+            seconds_total=sum(acc.seconds.values()),
+        )
+        row.update(self.last_fit)
+        row.update(self.last_rollout)
+        self.history.append(row)
+        self._epoch = _Epoch()
+        if self.run_dir is not None:
+            self._write_metrics()
+            if c.checkpoint_every and (epoch + 1) % c.checkpoint_every == 0:
+                self.save(self.run_dir / CHECKPOINT_NAME)
+        return row
+
+    def _write_metrics(self) -> None:
+        def csv_bytes(f) -> None:
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.history)
+            f.write(text.getvalue().encode())
+
+        _atomic_write(self.run_dir / "metrics.csv", csv_bytes)
+        _atomic_write(self.run_dir / "metrics.jsonl",
+                      lambda f: f.write("".join(json.dumps(row) + "\n" for row in self.history).encode()))
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`load_state_dict` needs to continue this run exactly."""
+        return {
+            "format": CHECKPOINT_FORMAT, "config": self.config.to_dict(),
+            "model": self.model.state_dict(), "agent": self.agent.state_dict(),
+            "real": self.real.state_dict(), "model_buffer": self.model_buffer.state_dict(),
+            "generator": self.generator.get_state(), "action_rng": self.action_rng.bit_generator.state,
+            "env": env_state(self.env), "obs": np.asarray(self.obs).copy(),
+            "env_steps": self.env_steps, "episodes": self.episodes, "episode_return": self.episode_return,
+            "k": self.k, "history": self.history, "last_fit": self.last_fit,
+            "last_rollout": self.last_rollout, "epoch_sums": self._epoch.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT} "
+                             "(written by another mbpo_lib version?)")
+        saved = MBPOConfig.from_dict(state["config"])
+        if saved != self.config:
+            raise ValueError("the checkpoint was written with another config; build the trainer with "
+                             "MBPO.load(path), which takes the checkpoint's own")
+        self.model.load_state_dict(state["model"])
+        self.agent.load_state_dict(state["agent"])
+        self.real.load_state_dict(state["real"])
+        self.model_buffer.load_state_dict(state["model_buffer"])
+        self.generator.set_state(state["generator"])
+        self.action_rng.bit_generator.state = state["action_rng"]
+        restore_env_state(self.env, state["env"])
+        self.obs = np.asarray(state["obs"])
+        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        self.episode_return, self.k = float(state["episode_return"]), int(state["k"])
+        self.history = list(state["history"])
+        self.last_fit, self.last_rollout = dict(state["last_fit"]), dict(state["last_rollout"])
+        self._epoch.load_state_dict(state["epoch_sums"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically (temporary file, fsync, rename); return its path."""
+        path = Path(path)
+        state = self.state_dict()
+        _atomic_write(path, lambda f: torch.save(state, f))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str | None = None,
+             run_dir: str | Path | None = "same") -> MBPO:
+        """A trainer continuing the run saved at ``path`` (its config, all its state).
+
+        ``run_dir="same"`` (default) keeps logging next to the checkpoint; None logs nowhere.
+        A missing, truncated or foreign file raises ``ValueError`` naming the path.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"no checkpoint at {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            config = MBPOConfig.from_dict(state["config"])
+        except Exception as error:   # truncated, not a torch file, or not ours
+            raise ValueError(f"{path} is not a readable MBPO checkpoint ({type(error).__name__}: "
+                             f"{error})") from error
+        trainer = cls(config, device=device, run_dir=path.parent if run_dir == "same" else run_dir)
+        trainer.load_state_dict(state)   # each part moves its tensors to the trainer's device
+        return trainer
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

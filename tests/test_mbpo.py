@@ -1,0 +1,208 @@
+"""The MBPO trainer and its command line: the loop's bookkeeping, metrics files, checkpoints,
+exact resume (in process and after SIGKILL), interrupts and bad input."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mbpo_lib.config import preset
+from mbpo_lib.mbpo import CHECKPOINT_NAME, MBPO, METRIC_COLUMNS
+from mbpo_lib.rollout import model_buffer_capacity
+
+ENV = "InvertedPendulum-v5"
+TIMING = {column for column in METRIC_COLUMNS if column.startswith("seconds_")}
+
+
+def smoke(**overrides):
+    return preset(ENV).smoke().with_overrides(**overrides)
+
+
+def comparable(rows):
+    """Metrics rows without the wall-clock columns (NaN made comparable)."""
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items() if k not in TIMING}
+            for row in rows]
+
+
+def parameters(trainer: MBPO) -> list[torch.Tensor]:
+    modules = (trainer.agent.actor, trainer.agent.critic, trainer.model.network)
+    return [p.detach().clone() for module in modules for p in module.parameters()]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    trainer = MBPO(smoke(), run_dir=run_dir)
+    trainer.train(progress=False)
+    return trainer, run_dir
+
+
+def test_a_run_counts_every_real_step_and_logs_one_row_per_epoch(finished):
+    trainer, _ = finished
+    c = trainer.config
+    assert trainer.env_steps == c.total_steps == len(trainer.real) == 400
+    rows = trainer.history
+    assert [row["epoch"] for row in rows] == [0, 1, 2]                     # 100 warm-up + 3 x 100
+    assert [row["env_steps"] for row in rows] == [200, 300, 400]
+    assert all(row["sac_updates"] == c.updates_per_step * c.epoch_length for row in rows)
+    assert all(row["model_fits"] == c.epoch_length // c.model_train_freq for row in rows)
+    assert all(set(row) == set(METRIC_COLUMNS) for row in rows)
+    assert all(row["eval_episodes"] == c.eval_episodes and row["eval_return"] > 0 for row in rows)
+    assert rows[-1]["model_buffer_capacity"] == model_buffer_capacity(c, rows[-1]["k"])
+    assert rows[-1]["model_buffer_rows"] == min(rows[-1]["model_buffer_capacity"],
+                                                rows[-1]["model_fits"] * c.rollout_batch_size * rows[-1]["k"])
+    assert all(torch.isfinite(torch.tensor([row[m] for m in ("critic_loss", "actor_loss", "alpha")])).all()
+               for row in rows)
+    assert rows[-1]["alpha"] < rows[0]["alpha"] < 1.0                        # the temperature is learned
+
+
+def test_the_run_folder_holds_config_metrics_and_checkpoint(finished):
+    trainer, run_dir = finished
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        ["config.json", "metrics.csv", "metrics.jsonl", CHECKPOINT_NAME])
+    assert json.loads((run_dir / "config.json").read_text()) == trainer.config.to_dict()
+    with open(run_dir / "metrics.csv") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == list(METRIC_COLUMNS) and len(table) == 3
+    assert [int(row["env_steps"]) for row in table] == [200, 300, 400]
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["eval_return"] for line in lines] == [r["eval_return"] for r in trainer.history]
+
+
+def test_resuming_mid_epoch_equals_the_uninterrupted_run(finished, tmp_path):
+    trainer, _ = finished
+    first = MBPO(smoke(), run_dir=tmp_path)
+    first.train(steps=250, progress=False)                 # stops in the middle of epoch 1
+    first.save(tmp_path / CHECKPOINT_NAME)
+    resumed = MBPO.load(tmp_path / CHECKPOINT_NAME)
+    assert resumed.env_steps == 250
+    resumed.train(progress=False)
+    assert comparable(resumed.history) == comparable(trainer.history)
+    for a, b in zip(parameters(resumed), parameters(trainer), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_plain_sac_fits_no_model(tmp_path):
+    trainer = MBPO(smoke(real_ratio=1.0, updates_per_step=1, total_steps=300))
+    rows = trainer.train(progress=False)
+    assert len(trainer.model_buffer) == 0 and not trainer.model.fitted
+    assert all(row["model_fits"] == 0 and row["sac_updates"] == 100 for row in rows)
+
+
+def test_an_interrupt_finishes_the_step_saves_and_stops(tmp_path):
+    trainer = MBPO(smoke(checkpoint_every=0), run_dir=tmp_path)
+
+    def interrupt_after_first_epoch(mbpo, row):
+        os.kill(os.getpid(), signal.SIGINT)   # as Ctrl-C would; handled by the trainer
+
+    with pytest.raises(KeyboardInterrupt, match="stopped at env step 200"):
+        trainer.train(callbacks=[interrupt_after_first_epoch], progress=False)
+    assert MBPO.load(tmp_path / CHECKPOINT_NAME).env_steps == 200
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handlers restored
+
+
+def test_bad_checkpoints_and_settings_are_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint at"):
+        MBPO.load(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"corrupt\.pt is not a readable MBPO checkpoint"):
+        MBPO.load(corrupt)
+    trainer = MBPO(smoke(total_steps=150))
+    trainer.train(progress=False)
+    saved = trainer.save(tmp_path / "good.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(saved.read_bytes()[:5000])
+    with pytest.raises(ValueError, match="truncated.pt is not a readable MBPO checkpoint"):
+        MBPO.load(truncated)
+    other = MBPO(smoke(seed=1))
+    with pytest.raises(ValueError, match="another config"):
+        other.load_state_dict(torch.load(saved, weights_only=False))
+    with pytest.raises(TypeError, match="must be an MBPOConfig"):
+        MBPO({"env_id": ENV})
+    with pytest.raises(ValueError, match="steps must be None or an int >= 0, got -1"):
+        trainer.train(steps=-1)
+    with pytest.raises(ValueError, match="real_ratio"):
+        smoke(real_ratio=1.5)
+
+
+def test_a_checkpoint_write_that_fails_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    trainer = MBPO(smoke(total_steps=150))
+    trainer.train(progress=False)
+    path = trainer.save(tmp_path / CHECKPOINT_NAME)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mbpo_lib", "train", "--env", ENV, "--smoke", "--no-progress", *args]
+
+
+CLI_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_cli_run_killed_with_sigkill_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    steps = ["--steps", "1100", "--threads", "1"]              # 100 warm-up + 10 epochs of 100
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    process = subprocess.Popen(cli("--run-dir", str(killed), *steps), env=CLI_ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (killed / CHECKPOINT_NAME).exists():        # the first checkpoint: after epoch 0
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    at_kill = MBPO.load(killed / CHECKPOINT_NAME, run_dir=None)
+    assert 200 <= at_kill.env_steps < 1100, "killed after the end: lower the budget's pace"
+    rows_at_kill = len(at_kill.history)
+    # without --resume nothing is overwritten
+    refused = subprocess.run(cli("--run-dir", str(killed), *steps), env=CLI_ENV, capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and "pass --resume" in refused.stderr
+    done = subprocess.run(cli("--run-dir", str(killed), "--resume", *steps), env=CLI_ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout and json.loads(done.stdout.splitlines()[-1])["env_steps"] == 1100
+    reference = subprocess.run(cli("--run-dir", str(whole), *steps), env=CLI_ENV, capture_output=True,
+                               text=True)
+    assert reference.returncode == 0, reference.stderr
+
+    def table(run_dir: Path):
+        with open(run_dir / "metrics.csv") as f:
+            return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+    resumed_rows, reference_rows = table(killed), table(whole)
+    assert len(reference_rows) == 10 and rows_at_kill < 10
+    assert resumed_rows == reference_rows           # nothing lost, nothing repeated, same numbers
+    a = MBPO.load(killed / CHECKPOINT_NAME, run_dir=None)
+    b = MBPO.load(whole / CHECKPOINT_NAME, run_dir=None)
+    for x, y in zip(parameters(a), parameters(b), strict=True):
+        assert torch.equal(x, y)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_run_keeps_everything_on_the_device(tmp_path):
+    trainer = MBPO(smoke(total_steps=250), device="cuda", run_dir=tmp_path)
+    trainer.train(progress=False)
+    assert trainer.real.device.type == trainer.model_buffer.device.type == "cuda"
+    assert next(trainer.agent.actor.parameters()).is_cuda and next(trainer.model.network.parameters()).is_cuda
+    resumed = MBPO.load(tmp_path / CHECKPOINT_NAME, device="cuda")
+    assert resumed.env_steps == 250
