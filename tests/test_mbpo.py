@@ -206,3 +206,25 @@ def test_a_cuda_run_keeps_everything_on_the_device(tmp_path):
     assert next(trainer.agent.actor.parameters()).is_cuda and next(trainer.model.network.parameters()).is_cuda
     resumed = MBPO.load(tmp_path / CHECKPOINT_NAME, device="cuda")
     assert resumed.env_steps == 250
+
+
+def test_cli_overrides_plot_and_clear_errors(tmp_path, capsys):
+    from mbpo_lib.__main__ import main
+
+    run_dir = tmp_path / "run"
+    args = ["train", "--env", ENV, "--smoke", "--out", str(run_dir), "--no-progress", "--steps", "200"]
+    assert main([*args, "--set", "ensemble.hidden_dim=16", "--set", "real_ratio=0.1"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["ensemble"]["hidden_dim"] == 16 and config["real_ratio"] == 0.1
+    assert main(["plot", str(run_dir), "--output", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    for bad, message in ((["--set", "ensemble.bogus=1"], "unknown MBPOConfig.ensemble field"),
+                         (["--set", "real_ratio"], "--set takes key=value"),
+                         (["--set", "real_ratio=2"], "real_ratio")):
+        assert main(["train", "--env", ENV, "--smoke", "--out", str(tmp_path / "other"), *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nothing.pt")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--env", "Hopper-v4"])
+    assert "invalid choice: 'Hopper-v4'" in capsys.readouterr().err
