@@ -92,7 +92,7 @@ class _Epoch:
     is the row the uninterrupted run writes)."""
 
     def __init__(self) -> None:
-        self.sac = dict.fromkeys(SAC_METRICS, 0.0)
+        self.sac: torch.Tensor | None = None   # summed on the device, in SAC_METRICS order
         self.sac_updates = 0
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.episode_returns: list[float] = []
@@ -248,11 +248,12 @@ class MBPO:
         if training and c.updates_per_step:
             start = time.perf_counter()
             sums = self._epoch.sac
-            for _ in range(c.updates_per_step):
+            for _ in range(c.updates_per_step):   # no host sync: metrics are summed on the device
                 batch = sample_mixed(self.real, self.model_buffer, c.real_ratio, c.sac.batch_size,
                                      self.generator)
-                for name, value in self.agent.update(batch).items():
-                    sums[name] += value
+                metrics = self.agent.update_on_device(batch)
+                sums = metrics if sums is None else sums + metrics
+            self._epoch.sac = sums
             self._epoch.sac_updates += c.updates_per_step
             timer["sac"] += time.perf_counter() - start
 
@@ -293,7 +294,13 @@ class MBPO:
             eval_return, eval_std = evaluate(self.agent, c.env_id, episodes=c.eval_episodes,
                                              seed=10_000 * (c.seed + 1) + 100 * epoch)
             acc.seconds["eval"] += time.perf_counter() - start
-        updates = max(acc.sac_updates, 1)
+        sac = dict.fromkeys(SAC_METRICS, float("nan"))
+        if acc.sac is not None:
+            sac = dict(zip(SAC_METRICS, (acc.sac / acc.sac_updates).tolist(), strict=True))
+            if not all(math.isfinite(value) for value in sac.values()):
+                raise FloatingPointError(
+                    f"SAC's losses became NaN or inf during epoch {epoch} ({sac}); the batches or the "
+                    "model's rollouts hold non-finite values. The last checkpoint is untouched.")
         row.update(
             epoch=epoch, env_steps=self.env_steps, episodes=self.episodes,
             train_return=(float(np.mean(acc.episode_returns)) if acc.episode_returns else float("nan")),
@@ -302,7 +309,7 @@ class MBPO:
             model_buffer_rows=len(self.model_buffer), model_buffer_capacity=self.model_buffer.capacity,
             model_buffer_mib=round(self.model_buffer.nbytes / 2 ** 20, 3), real_buffer_rows=len(self.real),
             sac_updates=acc.sac_updates,
-            **{name: (acc.sac[name] / updates if acc.sac_updates else float("nan")) for name in SAC_METRICS},
+            **sac,
             **{f"seconds_{phase}": acc.seconds[phase] for phase in PHASES},
             seconds_total=sum(acc.seconds.values()),
         )

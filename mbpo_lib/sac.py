@@ -282,8 +282,8 @@ class SAC:
 
     # --- learning --------------------------------------------------------------------------
 
-    def _checked(self, batch: Batch | Sequence[Any]) -> tuple[torch.Tensor, ...]:
-        """The batch as float32 tensors on the device, shapes and finiteness checked."""
+    def _checked(self, batch: Batch | Sequence[Any], finite: bool = True) -> tuple[torch.Tensor, ...]:
+        """The batch as float32 tensors on the device, shapes (and, with ``finite``, values) checked."""
         if len(batch) != len(BATCH_FIELDS):
             raise ValueError(f"a batch has {len(BATCH_FIELDS)} fields {BATCH_FIELDS}, got {len(batch)}")
         fields = [torch.as_tensor(x, dtype=torch.float32, device=self.device) for x in batch]
@@ -297,7 +297,7 @@ class SAC:
                 raise ValueError(f"batch.{name} must be {wanted} with the same B >= 1 for every field, got "
                                  f"{list(x.shape)} (obs is {list(obs.shape)})")
         # One reduction per field and one host sync: a NaN or inf anywhere makes its sum non-finite.
-        if not bool(torch.isfinite(torch.stack([x.sum() for x in fields])).all()):
+        if finite and not bool(torch.isfinite(torch.stack([x.sum() for x in fields])).all()):
             for name, x in zip(BATCH_FIELDS, fields, strict=True):
                 bad = int((~torch.isfinite(x)).sum())
                 if bad:
@@ -353,12 +353,24 @@ class SAC:
         Returns ``critic_loss``, ``actor_loss``, ``alpha`` (used in this step), ``entropy``
         (``-mean log pi``) and ``q_mean``, all measured before the step.
         """
-        fields = self._checked(batch)
+        return dict(zip(METRIC_NAMES, self._update(self._checked(batch)).tolist(), strict=True))
+
+    def update_on_device(self, batch: Batch | Sequence[Any]) -> torch.Tensor:
+        """:meth:`update` without a host synchronisation, for hot loops (MBPO runs G = 10 to 40
+        updates per env step): shapes are checked but not values, and the metrics come back as
+        a ``[5]`` tensor on the device, in :data:`METRIC_NAMES` order. Same numbers as
+        :meth:`update`. A NaN in the batch is not refused here: it shows up as non-finite
+        metrics, which the caller sums and checks now and then (``MBPO`` at each epoch's end).
+        """
+        metrics = self._update(self._checked(batch, finite=False))
+        return metrics.clone() if self.cuda_graph else metrics   # a graph reuses its output tensor
+
+    def _update(self, fields: tuple[torch.Tensor, ...]) -> torch.Tensor:
         noise = torch.randn((2, fields[0].shape[0], self.act_dim), generator=self.generator,
                             device=self.device)
         metrics = self._replay(*fields, noise) if self.cuda_graph else self._step(*fields, noise)
         self.updates += 1
-        return dict(zip(METRIC_NAMES, metrics.tolist(), strict=True))
+        return metrics
 
     def _step(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Losses, one backward, one Adam step for every parameter, the Polyak step."""

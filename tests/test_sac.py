@@ -279,6 +279,22 @@ def test_a_nan_in_the_batch_changes_nothing(field):
     assert torch.equal(generator, sac.generator.get_state()) and sac.updates == 1
 
 
+def test_update_on_device_is_update_without_the_sync():
+    a, b = SAC(OBS, ACT, seed=3), SAC(OBS, ACT, seed=3)
+    for step in range(3):
+        batch = random_batch(seed=step)
+        expected = a.update(batch)
+        metrics = b.update_on_device(batch)
+        assert isinstance(metrics, torch.Tensor) and metrics.shape == (5,)
+        assert metrics.tolist() == list(expected.values())
+    for name, value in snapshot(a).items():
+        assert torch.equal(value, snapshot(b)[name]), name
+    poisoned = random_batch(seed=9)._replace(rew=torch.full((64,), float("nan")))
+    assert not torch.isfinite(b.update_on_device(poisoned)).all()   # not refused: seen in the metrics
+    with pytest.raises(ValueError, match=r"batch.obs must be \[B, 5\]"):
+        b.update_on_device(random_batch(obs_dim=OBS + 1))
+
+
 def test_inf_is_refused_too():
     batch = random_batch()
     batch.rew[0] = float("inf")
