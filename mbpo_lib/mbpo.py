@@ -114,13 +114,16 @@ class MBPO:
         device: where the networks, both buffers and every rollout live (default CPU).
         run_dir: folder for ``config.json``, ``metrics.csv``/``.jsonl`` and ``checkpoint.pt``;
             None keeps everything in memory (``self.history``).
+        fast_sac: on a CUDA device, SAC's opt-in speed path (``torch.compile`` of the losses and
+            the whole update replayed as a CUDA graph; see :class:`~mbpo_lib.sac.SAC`). Off by
+            default: the eager path is the reference. Ignored on the CPU.
 
     Use ``MBPO(config).train()`` to run the whole budget, or ``train(steps)`` for a part of it;
     :meth:`load` continues a run from its checkpoint.
     """
 
     def __init__(self, config: MBPOConfig, device: torch.device | str | None = None,
-                 run_dir: str | Path | None = None) -> None:
+                 run_dir: str | Path | None = None, *, fast_sac: bool = False) -> None:
         if not isinstance(config, MBPOConfig):
             raise TypeError(f"config must be an MBPOConfig (e.g. mbpo_lib.preset('Hopper-v5')), got "
                             f"{type(config).__name__}")
@@ -132,7 +135,9 @@ class MBPO:
         self.env = make_env(c.env_id, seed=c.seed)
         self.termination = termination_fn(c.env_id)
         self.model = DynamicsModel(self.obs_dim, self.act_dim, c.ensemble, device=self.device, seed=c.seed)
-        self.agent = SAC(self.obs_dim, self.act_dim, c.sac, device=self.device, seed=c.seed + 1)
+        fast = fast_sac and self.device.type == "cuda"
+        self.agent = SAC(self.obs_dim, self.act_dim, c.sac, device=self.device, seed=c.seed + 1,
+                         compile=fast, cuda_graph=fast)
         self.real = ReplayBuffer(min(c.real_buffer_capacity, c.total_steps), self.obs_dim, self.act_dim,
                                  device=self.device)
         self.k = rollout_schedule(0, c.rollout_schedule)
@@ -381,7 +386,7 @@ class MBPO:
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str | None = None,
-             run_dir: str | Path | None = "same") -> MBPO:
+             run_dir: str | Path | None = "same", *, fast_sac: bool = False) -> MBPO:
         """A trainer continuing the run saved at ``path`` (its config, all its state).
 
         ``run_dir="same"`` (default) keeps logging next to the checkpoint; None logs nowhere.
@@ -396,7 +401,8 @@ class MBPO:
         except Exception as error:   # truncated, not a torch file, or not ours
             raise ValueError(f"{path} is not a readable MBPO checkpoint ({type(error).__name__}: "
                              f"{error})") from error
-        trainer = cls(config, device=device, run_dir=path.parent if run_dir == "same" else run_dir)
+        trainer = cls(config, device=device, run_dir=path.parent if run_dir == "same" else run_dir,
+                      fast_sac=fast_sac)
         trainer.load_state_dict(state)   # each part moves its tensors to the trainer's device
         return trainer
 
