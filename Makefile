@@ -43,8 +43,7 @@ bench: venv
 	$(PY) -m pip install --progress-bar off "hydra-core==1.3.2" "omegaconf==2.3.0" "termcolor>=1.1"
 	$(PY) -m pip install --progress-bar off --no-deps "mbrl==0.2.0"
 	$(PY) -m pip install --progress-bar off -e ".[bench]"
-	$(PY) benchmarks/ensemble_step.py
-	$(PY) benchmarks/ensemble_fit.py
+	$(PY) benchmarks/bench_ensemble.py
 	$(PY) benchmarks/bench_sac.py
 
 clean:

@@ -231,17 +231,9 @@ class DynamicsModel:
             shuffle = torch.argsort(_draw("randn", (E, n_train), g, self.device), dim=1)
             order = torch.gather(bootstrap, 1, shuffle)
             loss_sum = torch.zeros(E, device=self.device)
-            self.network.train()
             for b in range(batches):
                 rows = order[:, b * c.batch_size:(b + 1) * c.batch_size]      # [E, batch]
-                mean, logvar = self.network(train_in[rows])
-                member = self.network.member_losses(mean, logvar, train_tg[rows])
-                # the weight decay is not in this sum: Adam adds its gradient (make_optimizer)
-                loss = member.sum() + self.network.bound_penalty()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                loss_sum += member.detach()
+                loss_sum += self.train_step(train_in[rows], train_tg[rows])
             mse = self._holdout_mse(holdout_in, holdout_tg)
             finite = torch.isfinite(loss_sum) & torch.isfinite(mse)
             if not bool(finite.all()):
@@ -276,6 +268,23 @@ class DynamicsModel:
             train_loss=train_history, holdout_mse=holdout_history, best_epoch=best_epoch.tolist(),
             final_holdout_mse=final.tolist(), elites=self.elites, seconds=time.perf_counter() - start,
         )
+
+    def train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One Adam step of every member on its own minibatch: what :meth:`fit` runs per batch.
+
+        ``inputs [E, B, obs+act]`` (already normalised) and ``targets [E, B, 1+obs]``; returns
+        each member's loss ``[E]`` (detached, before the step). The loss is the members' summed
+        paper loss plus the log-variance bound penalty; the weight decay is not in it, Adam adds
+        its gradient (:func:`make_optimizer`).
+        """
+        self.network.train()
+        mean, logvar = self.network(inputs)
+        member = self.network.member_losses(mean, logvar, targets)
+        loss = member.sum() + self.network.bound_penalty()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return member.detach()
 
     def _restore(self, params: list[torch.Tensor], saved: list[torch.Tensor],
                  optimizer_state: dict[str, Any]) -> None:
