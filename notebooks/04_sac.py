@@ -1,0 +1,777 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# # 04 · Soft Actor-Critic, the policy optimiser inside MBPO
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/04_sac.ipynb)
+#
+# **What you will learn**
+#
+# - maximum-entropy RL in a few lines of math: the soft value, the soft Bellman target, and
+#   why the actor's loss is $\mathbb E[\alpha\log\pi - Q]$;
+# - the tanh-squashed Gaussian policy and the log-probability correction that its squashing
+#   needs, in a form that stays finite when $\tanh$ saturates;
+# - the critic target with twin and target critics, and the temperature loss that tunes
+#   $\alpha$ to a target entropy;
+# - SAC from scratch in a few short cells, then `mbpo_lib.SAC` started from the same weights
+#   and checked equal after an update (losses and new parameters);
+# - the implementation details that matter, each with its reason, and how SAC sits inside
+#   MBPO: $G$ updates per real step on 5 % real, 95 % model data, bootstrapping on
+#   `terminated` only;
+# - SAC learning Pendulum-v1, over three seeds.
+
+# %% slideshow={"slide_type": "skip"}
+# Setup: on Colab, install mbpo_lib from the repository (Colab's own torch is kept).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "mbpo_lib @ git+https://github.com/mbpo-series/mbpo-notebooks@main"],
+        check=True,
+    )
+
+import copy
+import math
+import time
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.testing import assert_close
+
+import mbpo_lib
+
+FAST = mbpo_lib.fast_mode()
+generator = mbpo_lib.seed_everything(0)
+device = mbpo_lib.default_device()
+mbpo_lib.apply_style()
+print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Why SAC, and why inside MBPO
+#
+# MBPO learns a model only to *feed a policy optimiser*. The optimiser it needs must:
+#
+# - **learn off-policy from a replay buffer**: MBPO's batches are mostly transitions the
+#   model generated from older states with older policies, never fresh on-policy rollouts;
+# - **survive many updates per real step**: MBPO takes $G = 10$ to $40$ gradient steps per
+#   environment step (20 for Hopper, 40 for HalfCheetah), ten to forty times what plain SAC does;
+# - **explore by itself** in continuous action spaces, with no hand-tuned noise schedule.
+#
+# Soft Actor-Critic (Haarnoja et al. 2018) does all three: a stochastic actor, twin
+# Q-critics trained from a buffer, and a temperature $\alpha$ that keeps the policy's entropy
+# near a target. The method guide's §4.2 sketches it; this notebook fills in what the sketch
+# leaves out (the optimiser steps, the entropy term's details, `terminated` vs `truncated`).
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Maximum-entropy RL in a few lines
+#
+# SAC maximises return **plus entropy**, $\mathcal H(\pi(\cdot\mid s)) = \mathbb
+# E_{a\sim\pi}[-\log\pi(a\mid s)]$, weighted by the temperature $\alpha > 0$:
+#
+# $$
+# J(\pi) = \mathbb E_\pi\Big[\sum_t \gamma^t \big(r(s_t, a_t)
+#   + \alpha\,\mathcal H(\pi(\cdot\mid s_t))\big)\Big].
+# $$
+#
+# The entropy bonus is collected at every future state, so it enters the values. For a fixed
+# policy $\pi$, the **soft** Q-function and value obey
+#
+# $$
+# Q(s, a) = r(s, a) + \gamma\,\mathbb E_{s'}\big[V(s')\big], \qquad
+# V(s) = \mathbb E_{a\sim\pi}\big[Q(s, a) - \alpha\log\pi(a\mid s)\big].
+# $$
+#
+# The critic learns this $Q$ (its target follows below); the actor improves the policy against it.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Policy improvement
+#
+# **Policy improvement** moves $\pi(\cdot\mid s)$ towards the Boltzmann policy
+# $\exp(Q(s,\cdot)/\alpha)/Z(s)$, by minimising the KL divergence to it. Dropping $\log Z$,
+# which does not depend on $\pi$, and multiplying by $\alpha$:
+#
+# $$
+# L_\pi = \mathbb E_{s\sim\mathcal D}\,\mathbb E_{a\sim\pi(\cdot\mid s)}
+#   \big[\alpha\log\pi(a\mid s) - Q(s, a)\big].
+# $$
+#
+# Large $\alpha$: spread out, explore. $\alpha \to 0$: ordinary RL and a greedy policy.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### The reparameterisation trick
+#
+# $L_\pi$ takes an expectation over actions drawn from the policy being trained. SAC writes the
+# action as a differentiable function of the state and of noise that does not depend on
+# $\theta$:
+#
+# $$
+# a = f_\theta(s, \varepsilon) = \tanh\big(\mu_\theta(s) + \sigma_\theta(s)\,\varepsilon\big),
+# \qquad \varepsilon \sim \mathcal N(0, I),
+# $$
+#
+# so the gradient moves inside the expectation,
+#
+# $$
+# \nabla_\theta L_\pi = \mathbb E_{s, \varepsilon}\Big[\nabla_\theta\big(
+# \alpha\log\pi_\theta(f_\theta(s,\varepsilon)\mid s) - Q(s, f_\theta(s, \varepsilon))\big)\Big],
+# $$
+#
+# and flows **through the critic** into the actor, with far less variance than a
+# likelihood-ratio estimate. Which is why the policy has to be a distribution we can both
+# sample this way and evaluate the density of.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The tanh-Gaussian policy and its log-probability
+#
+# The actor outputs $\mu_\theta(s)$ and $\log\sigma_\theta(s)$ (clipped to $[-20, 2]$). A
+# Gaussian $u$ is unbounded, but actions live in $[-1, 1]^d$ (`mbpo_lib.make_env` rescales
+# every task's actions to that box), so SAC squashes: $a = \tanh(u)$. The density of $a$
+# follows from the change of variables, with $\frac{d}{du}\tanh u = 1 - \tanh^2 u$ per dimension:
+#
+# $$
+# \log\pi(a\mid s) = \log\mathcal N\big(u;\ \mu, \sigma^2\big) - \sum_{j=1}^{d}\log\big(1 - \tanh^2 u_j\big).
+# $$
+#
+# Computed as written, the correction breaks: once $|u| \gtrsim 9$, $\tanh u$ rounds to exactly
+# $1$ in float32 and $\log(1 - 1) = -\infty$. Many implementations add $10^{-6}$ inside the log,
+# which is finite but wrong out there. The exact identity
+#
+# $$
+# \log\big(1 - \tanh^2 u\big) = 2\big(\log 2 - u - \operatorname{softplus}(-2u)\big)
+# $$
+#
+# never forms $1 - \tanh^2 u$ (it follows from $1 - \tanh^2 u = 4/(e^{u} + e^{-u})^2$).
+
+# %% slideshow={"slide_type": "subslide"}
+def squash_correction(u: torch.Tensor) -> torch.Tensor:
+    """log(1 - tanh(u)^2), the stable way."""
+    return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+
+
+u_test = torch.tensor([0.0, 2.0, 5.0, 9.0, 12.0, 20.0])
+u64 = u_test.double()
+exact = 2 * math.log(2) - 2 * torch.logaddexp(u64, -u64)      # log(4 / (e^u + e^-u)^2), float64
+naive = torch.log(1 - torch.tanh(u_test) ** 2)                 # float32, as written
+epsilon = torch.log(1 - torch.tanh(u_test) ** 2 + 1e-6)        # the common "+ 1e-6" patch
+stable = squash_correction(u_test)
+columns = ("u", "exact (f64)", "naive (f32)", "+1e-6 (f32)", "stable (f32)")
+print("".join(f"{name:>14}" for name in columns))
+for row in zip(u_test, exact, naive, epsilon, stable, strict=True):
+    print("".join(f"{float(x):>14.3f}" for x in row))
+assert_close(stable, exact.float())
+assert torch.isinf(naive[-2:]).all() and (epsilon - exact.float())[-1] > 20
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# The naive float32 form is already off at $u = 9$ and gives $-\infty$ beyond; the $10^{-6}$
+# patch flattens out at $\log 10^{-6} \approx -13.8$, so a saturated action looks far more
+# probable than it is. The stable form agrees with the float64 reference everywhere (which is
+# itself computed without $\tanh$: in float64 too, $1 - \tanh^2 20$ rounds to 0).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Three ways to the same density
+#
+# Our formula, the library's `mbpo_lib.tanh_log_prob`, and PyTorch's own
+# `TransformedDistribution(Normal, TanhTransform)`, on random $\mu$, $\sigma$ and $u$ (float64):
+
+# %% slideshow={"slide_type": "fragment"}
+def tanh_gaussian_log_prob(u, mean, log_std):
+    """log pi(tanh(u)) for u ~ N(mean, exp(log_std)^2), summed over the action dimensions."""
+    gaussian = torch.distributions.Normal(mean, log_std.exp()).log_prob(u)
+    return (gaussian - squash_correction(u)).sum(-1)
+
+
+mean = torch.randn(1000, 3, generator=generator, dtype=torch.float64) * 2
+log_std = torch.rand(1000, 3, generator=generator, dtype=torch.float64) * 3 - 2
+u = mean + log_std.exp() * torch.randn(1000, 3, generator=generator, dtype=torch.float64)
+squashed = torch.distributions.TransformedDistribution(
+    torch.distributions.Normal(mean, log_std.exp()), [torch.distributions.TanhTransform()])
+ours = tanh_gaussian_log_prob(u, mean, log_std)
+assert_close(ours, mbpo_lib.tanh_log_prob(u, mean, log_std))
+assert_close(ours, squashed.log_prob(torch.tanh(u)).sum(-1))
+print(f"3 formulas agree on {len(u)} draws; log-probabilities from {ours.min():.1f} to {ours.max():.1f}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### What the squashing does to the density
+#
+# A histogram of $a = \tanh(u)$ against $\exp\log\pi(a)$ from the formula (with
+# $u = \operatorname{atanh} a$). Small $\sigma$: a bump. Large $\sigma$: the mass piles up at
+# $\pm 1$, where $\tanh$ is flat and its gradient vanishes. That is what the upper clip
+# $\log\sigma \le 2$ limits. The most spread-out policy on $(-1, 1)$ is the uniform one, with
+# entropy $\log 2 \approx 0.69$ nats per dimension: no tanh-Gaussian can exceed it.
+
+# %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), sharey=True)
+grid = torch.linspace(-0.999, 0.999, 801, dtype=torch.float64)
+for ax, (mu, sigma) in zip(axes, [(0.0, 0.3), (0.0, 1.0), (1.0, 1.0), (0.0, 3.0)], strict=True):
+    u_draws = mu + sigma * torch.randn(200_000, 1, generator=generator, dtype=torch.float64)
+    log_pi = mbpo_lib.tanh_log_prob(u_draws, torch.tensor([mu]), torch.tensor([math.log(sigma)]))
+    ax.hist(torch.tanh(u_draws).numpy(), bins=80, range=(-1, 1), density=True, alpha=0.45,
+            label="samples of tanh(u)")
+    density = mbpo_lib.tanh_log_prob(torch.atanh(grid)[:, None], torch.full((801, 1), mu),
+                                     torch.full((801, 1), math.log(sigma))).exp()
+    ax.plot(grid, density, lw=2, label=r"$\exp\log\pi(a)$, formula")
+    entropy = float(-log_pi.mean())                # H = E[-log pi], by Monte Carlo
+    ax.set(title=rf"$\mu = {mu:g},\ \sigma = {sigma:g}$: $\mathcal{{H}} \approx {entropy:.2f}$",
+           xlabel="action $a$", ylim=(0, 3))
+axes[0].set_ylabel("density")
+axes[0].legend(fontsize=8, loc="upper left")
+mbpo_lib.save_figure(fig, "04_tanh_gaussian")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The critic target
+#
+# Two critics $Q_{\phi_1}, Q_{\phi_2}$ regress on one target built from slowly moving **target
+# critics** $Q_{\bar\phi_1}, Q_{\bar\phi_2}$, with the next action drawn from the *current*
+# policy, $a' \sim \pi(\cdot\mid s')$:
+#
+# $$
+# y = r + \gamma\,(1 - d)\,\Big[\min_{i=1,2} Q_{\bar\phi_i}(s', a') - \alpha\log\pi(a'\mid s')\Big],
+# \qquad
+# L_Q = \tfrac12\sum_{i=1,2}\operatorname{mean}_{\mathcal D}\big(Q_{\phi_i}(s, a) - y\big)^2 .
+# $$
+#
+# - The bracket is a one-sample estimate of the soft value $V(s')$; no gradient flows into $y$.
+# - **The minimum of two critics** counters overestimation: regressing on the maximum of noisy
+#   estimates biases them upwards, and the bias compounds through bootstrapping (the "clipped
+#   double-Q" trick of TD3). The actor uses the same minimum.
+# - **Target critics** move by Polyak averaging after each update,
+#   $\bar\phi \leftarrow (1 - \tau)\bar\phi + \tau\phi$ with $\tau = 0.005$, so the regression
+#   target does not chase the network being fitted.
+# - $d$ is Gymnasium's `terminated`. A time limit (`truncated`) is **not** an end of the task:
+#   it still bootstraps (a worked example follows the comparison).
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The temperature loss
+#
+# A good $\alpha$ depends on the task, on the reward scale and on the stage of training. SAC
+# therefore asks instead for a minimum **entropy** $\bar{\mathcal H}$ (default $-\dim\mathcal A$;
+# MBPO sets it per environment) and treats $\alpha$ as the Lagrange multiplier of the constraint
+# $\mathbb E[-\log\pi] \ge \bar{\mathcal H}$. With $\alpha = e^{\log\alpha}$, always positive:
+#
+# $$
+# L_\alpha = -\log\alpha\cdot\operatorname{mean}_{\mathcal D}\big[\log\pi(a\mid s) + \bar{\mathcal H}\big],
+# \qquad
+# \frac{\partial L_\alpha}{\partial\log\alpha} = \mathcal H - \bar{\mathcal H},
+# \quad \mathcal H = -\operatorname{mean}\log\pi .
+# $$
+#
+# Gradient descent lowers $\log\alpha$ while the entropy is above its target and raises it
+# below: a thermostat. $\alpha$ is detached in $y$ and in $L_\pi$ (it is a weight there, not a
+# parameter), and $\log\pi$ is detached in $L_\alpha$.
+#
+# *Two conventions exist:* softlearning (the MBPO code) and stable-baselines3 multiply
+# $\log\alpha$, as here; CleanRL and the SAC paper multiply $\alpha$. The sign of every step is
+# the same; the step size differs by a factor $\alpha$.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## SAC from scratch
+#
+# Plain `torch`: an `nn.Sequential` per network, one `Adam` per loss, and the update in three
+# parts (the losses, the optimiser steps, the Polyak step). Sizes for Pendulum-v1, which we
+# train on below: 3 observations, 1 action, two hidden layers of 64 units (MBPO: 256).
+
+# %% slideshow={"slide_type": "subslide"}
+OBS_DIM, ACT_DIM, HIDDEN = 3, 1, (64, 64)
+GAMMA, TAU, TARGET_ENTROPY, LR = 0.99, 0.005, -float(ACT_DIM), 3e-4   # MBPO's values
+
+
+def mlp(n_in: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], HIDDEN[1]),
+                         nn.ReLU(), nn.Linear(HIDDEN[1], n_out))
+
+
+class Actor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = mlp(OBS_DIM, 2 * ACT_DIM)        # outputs mean and log-std
+
+    def sample(self, obs, noise):
+        """a = tanh(mean + std * noise) and log pi(a | obs); noise ~ N(0, I) is given."""
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        log_std = log_std.clamp(-20.0, 2.0)
+        u = mean + log_std.exp() * noise
+        return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+
+
+# %% slideshow={"slide_type": "subslide"}
+def q_value(critic: nn.Sequential, obs, act):
+    return critic(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+
+def make_agent(seed: int) -> SimpleNamespace:
+    torch.manual_seed(seed)                          # nn.Linear draws from the global generator
+    actor, q1, q2 = Actor(), mlp(OBS_DIM + ACT_DIM, 1), mlp(OBS_DIM + ACT_DIM, 1)
+    log_alpha = torch.zeros((), requires_grad=True)  # alpha = 1 at the start, as in MBPO
+    return SimpleNamespace(
+        actor=actor, q1=q1, q2=q2, q1_target=copy.deepcopy(q1), q2_target=copy.deepcopy(q2),
+        log_alpha=log_alpha,
+        optimizers=[torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=LR),
+                    torch.optim.Adam(actor.parameters(), lr=LR), torch.optim.Adam([log_alpha], lr=LR)])
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The three losses, each from the parameters at the start of the update. The actor's loss
+# reads the critics with their weights **frozen** (`requires_grad_(False)`): its gradient must
+# reach the action, not the critics' weights.
+
+# %% slideshow={"slide_type": "fragment"}
+def sac_losses(agent, batch, noise):
+    obs, act, rew, next_obs, terminated = batch
+    alpha = agent.log_alpha.detach().exp()
+    with torch.no_grad():                                       # the target y: no gradient
+        next_act, next_log_pi = agent.actor.sample(next_obs, noise[1])
+        next_q = torch.min(q_value(agent.q1_target, next_obs, next_act),
+                           q_value(agent.q2_target, next_obs, next_act))
+        y = rew + GAMMA * (1 - terminated) * (next_q - alpha * next_log_pi)
+    q1, q2 = q_value(agent.q1, obs, act), q_value(agent.q2, obs, act)
+    critic_loss = 0.5 * ((q1 - y) ** 2).mean() + 0.5 * ((q2 - y) ** 2).mean()
+    new_act, log_pi = agent.actor.sample(obs, noise[0])
+    critics = [*agent.q1.parameters(), *agent.q2.parameters()]
+    for p in critics:
+        p.requires_grad_(False)
+    q_pi = torch.min(q_value(agent.q1, obs, new_act), q_value(agent.q2, obs, new_act))
+    for p in critics:
+        p.requires_grad_(True)
+    actor_loss = (alpha * log_pi - q_pi).mean()
+    alpha_loss = -(agent.log_alpha * (log_pi.detach() + TARGET_ENTROPY)).mean()
+    metrics = {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": alpha.item(),
+               "entropy": -log_pi.mean().item(), "q_mean": torch.stack([q1, q2]).mean().item()}
+    return critic_loss, actor_loss, alpha_loss, metrics
+
+
+# %% slideshow={"slide_type": "subslide"}
+def sac_update(agent, batch, noise):
+    """One gradient step of critics, actor and temperature, then the Polyak step."""
+    critic_loss, actor_loss, alpha_loss, metrics = sac_losses(agent, batch, noise)
+    for optimizer in agent.optimizers:
+        optimizer.zero_grad()
+    critic_loss.backward()       # reaches only the critics
+    actor_loss.backward()        # only the actor (the critics were frozen, alpha detached)
+    alpha_loss.backward()        # only log_alpha
+    for optimizer in agent.optimizers:
+        optimizer.step()
+    with torch.no_grad():        # target <- (1 - tau) target + tau online
+        for online, target in ((agent.q1, agent.q1_target), (agent.q2, agent.q2_target)):
+            for p, p_target in zip(online.parameters(), target.parameters(), strict=True):
+                p_target.mul_(1 - TAU).add_(TAU * p)
+    return metrics
+
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Compared with the method guide's §4.2 sketch: the optimiser steps are there; the actor's loss
+# does not leak gradients into the critics (the sketch calls `self.q1(s, a_new)` with live
+# weights); $\alpha$ and $\log\pi$ are detached where they are weights; and the mask is
+# `terminated`, where the sketch has `done`.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The hardened version: `mbpo_lib.SAC`
+#
+# The library computes the same three losses; what differs is how:
+#
+# - the two critics are **one batched network** (`TwinCritic`, weights `[2, in, out]`, one
+#   `baddbmm` per layer), and the actor's hidden weights are stored `[in, out]`;
+# - like the official MBPO code (softlearning runs all training ops in one `session.run`), all
+#   three losses come from the parameters at the start of the update and **every parameter
+#   takes its Adam step together**: one backward pass, one fused Adam call, one
+#   `_foreach_lerp_` for the Polyak step. Our from-scratch update does the same;
+# - the noise for $a \sim \pi(s)$ and $a' \sim \pi(s')$ is drawn as one tensor `[2, B, act_dim]`
+#   from `sac.generator`. We draw the same numbers by copying that generator's state.
+#
+# To start both from the same weights, we convert the scratch agent's weights to the
+# library's layout and **load them** into a `mbpo_lib.SAC`.
+
+# %% slideshow={"slide_type": "subslide"}
+def library_layout(agent) -> dict[str, dict[str, torch.Tensor]]:
+    """The scratch agent's weights as mbpo_lib.SAC's state dicts: actor, critic, critic_target."""
+    def critic(q1, q2):
+        (a1, b1, c1), (a2, b2, c2) = (q1[0], q1[2], q1[4]), (q2[0], q2[2], q2[4])
+        return {"weights.0": torch.stack([a1.weight.T, a2.weight.T]),
+                "weights.1": torch.stack([b1.weight.T, b2.weight.T]),
+                "biases.0": torch.stack([a1.bias, a2.bias])[:, None],
+                "biases.1": torch.stack([b1.bias, b2.bias])[:, None],
+                "out_weight": torch.stack([c1.weight, c2.weight]),      # [2, 1, hidden]
+                "out_bias": torch.stack([c1.bias, c2.bias])}               # [2, 1]
+    h0, h1, head = (agent.actor.net[i] for i in (0, 2, 4))
+    actor = {"weights.0": h0.weight.T, "weights.1": h1.weight.T, "biases.0": h0.bias,
+             "biases.1": h1.bias, "head_weight": head.weight, "head_bias": head.bias}
+    layout = {"actor": actor, "critic": critic(agent.q1, agent.q2),
+              "critic_target": critic(agent.q1_target, agent.q2_target)}
+    return {net: {k: v.detach().clone() for k, v in tensors.items()} for net, tensors in layout.items()}
+
+
+# %% slideshow={"slide_type": "subslide"}
+PENDULUM = mbpo_lib.SACConfig(hidden_sizes=HIDDEN, actor_lr=LR, critic_lr=LR, alpha_lr=LR, gamma=GAMMA,
+                              tau=TAU, target_entropy=TARGET_ENTROPY)
+scratch = make_agent(seed=0)
+library = mbpo_lib.SAC(OBS_DIM, ACT_DIM, PENDULUM, device="cpu", seed=0)
+for name, state in library_layout(scratch).items():
+    getattr(library, name).load_state_dict(state)     # same weights; log alpha = 0 in both
+print(f"scratch: {sum(p.numel() for p in scratch.actor.parameters())} actor and "
+      f"{2 * sum(p.numel() for p in scratch.q1.parameters())} critic weights; "
+      f"the library holds the same {sum(p.numel() for p in library.critic.parameters())} critic weights")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# A batch of real Pendulum-v1 transitions under random actions (as in SAC's warm-up). Pendulum
+# never terminates, so we flag every tenth row as terminated: the check must cover the
+# $(1 - d)$ mask too.
+
+# %% slideshow={"slide_type": "fragment"}
+env = mbpo_lib.make_env("Pendulum-v1", seed=0)
+warmup = mbpo_lib.ReplayBuffer(1000, OBS_DIM, ACT_DIM)
+obs, _ = env.reset(seed=0)
+for _ in range(1000):
+    action = env.action_space.sample()
+    next_obs, reward, terminated, truncated, _ = env.step(action)
+    warmup.add(obs, action, reward, next_obs, terminated)
+    obs = env.reset()[0] if terminated or truncated else next_obs
+env.close()
+batches = [warmup.sample(256, generator) for _ in range(3)]
+batches = [b._replace(terminated=(torch.arange(256) % 10 == 0).float()) for b in batches]
+print(f"{len(warmup)} transitions; batch shapes {[tuple(x.shape) for x in batches[0]]}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### One update each, checked equal
+#
+# Both agents update on the same batch with the same noise. We compare the five metrics
+# (losses measured before the step) and **every** new tensor: actor, critics, target critics
+# and $\log\alpha$. Three updates in a row, so Adam's moment estimates are checked as well.
+# `mbpo_lib.SAC` has no float64 mode (its `update` casts every batch to float32, the dtype the
+# buffers hand out), so unlike notebooks 01 and 02 we compare at float32 tolerance.
+
+# %% slideshow={"slide_type": "fragment"}
+for step, batch in enumerate(batches):
+    same_draw = torch.Generator().set_state(library.generator.get_state())
+    noise = torch.randn((2, 256, ACT_DIM), generator=same_draw)
+    ours = sac_update(scratch, batch, noise)
+    theirs = library.update(batch)                    # draws the same noise from library.generator
+    assert_close(torch.tensor(list(theirs.values())), torch.tensor([ours[k] for k in theirs]))
+    for name, state in library_layout(scratch).items():
+        for key, value in state.items():
+            assert_close(getattr(library, name).state_dict()[key], value)
+    assert_close(library.log_alpha.detach(), scratch.log_alpha.detach())
+    print(f"update {step + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in theirs.items()))
+print("scratch SAC == mbpo_lib.SAC: metrics and all new parameters, 3 updates")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### A silent bug the library refuses
+#
+# Rewards stored as a column `[B, 1]` are a classic SAC bug: in the scratch target,
+# `rew + gamma * (1 - terminated) * v` then **broadcasts** to `[B, B]`, and the critic loss
+# averages a $B \times B$ table of wrong targets without a word. `mbpo_lib.SAC.update` checks
+# every field's shape first (and refuses NaN and inf) and changes nothing when it fails.
+
+# %% slideshow={"slide_type": "fragment"}
+column = batches[0]._replace(rew=batches[0].rew[:, None])
+with torch.no_grad():
+    wrong = column.rew + GAMMA * (1 - column.terminated) * torch.zeros(256)
+print(f"scratch target with a reward column: shape {tuple(wrong.shape)}, no error")
+
+# %% slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+library.update(column)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Bootstrap on `terminated`, never on `truncated`
+#
+# Gymnasium's `step` returns two flags. `terminated`: the task itself ended (the hopper fell);
+# no future reward exists, $V(s') = 0$. `truncated`: a **time limit** cut the episode; the
+# system would have gone on, and the observation carries no clock, so the state looks like any
+# other. Treating a truncation as terminal teaches the critic that the *same* state is
+# sometimes worth its full future and sometimes nothing.
+#
+# **A hand-made example.** One state, reward $1$ every step, $\gamma = 0.99$, episodes cut by a
+# time limit after $T = 200$ steps. The true value is $\sum_t \gamma^t = 1/(1-\gamma) = 100$.
+# If the last step of each episode is stored with $d = 1$, the TD fixed point becomes
+#
+# $$
+# V = 1 + \gamma\Big(1 - \frac1T\Big)V \quad\Longrightarrow\quad
+# V = \frac{1}{1 - \gamma(1 - 1/T)} \approx 66.9 ,
+# $$
+#
+# a third too low, from one mislabelled transition in 200.
+
+# %% slideshow={"slide_type": "subslide"}
+T = 200
+rew = torch.ones(T)
+terminated = torch.zeros(T)                          # the task never ends...
+truncated = torch.zeros(T)
+truncated[-1] = 1.0                                  # ...but every episode is cut at step 200
+masks = {"terminated": terminated, "terminated or truncated": torch.maximum(terminated, truncated)}
+for label, done in masks.items():
+    value = torch.tensor(0.0)
+    for _ in range(3000):                            # TD(0) on the whole episode, to its fixed point
+        value = (rew + GAMMA * (1 - done) * value).mean()
+    print(f"mask = {label:<24}: V = {value:6.2f}")
+assert abs(value - 1 / (1 - GAMMA * (1 - 1 / T))) < 1e-3
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# What Pendulum-v1 really returns at its time limit, and what `mbpo_lib.SAC` does with a
+# truncated row (stored, as `ReplayBuffer.add` asks, with `terminated = 0`):
+
+# %% slideshow={"slide_type": "fragment"}
+env = mbpo_lib.make_env("Pendulum-v1", seed=0)
+steps, done = 0, False
+while not done:
+    _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+    steps, done = steps + 1, terminated or truncated
+env.close()
+print(f"episode ended after {steps} steps: terminated={terminated}, truncated={truncated}")
+three = torch.randn(1, OBS_DIM).expand(3, OBS_DIM)   # one next state, three ways to end
+y = library.td_target(torch.ones(3), three, torch.tensor([0.0, 0.0, 1.0]), torch.zeros(3, ACT_DIM))
+print(f"targets: ordinary {y[0]:.3f} | truncated (terminated = 0) {y[1]:.3f} | terminated {y[2]:.3f}")
+assert_close(y[1], y[0])              # a time limit bootstraps like any other step
+assert_close(y[2], torch.tensor(1.0))  # a real ending keeps only the reward
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Implementation details, each with its reason (1/2)
+#
+# 1. **Tanh squashing with the stable correction** $2(\log 2 - u - \operatorname{softplus}(-2u))$.
+#    *Why:* actions stay inside the bounds without clipping (a clipped Gaussian has no useful
+#    density or gradient at the bounds), and the log-probability stays finite at saturation.
+# 2. **$\log\sigma$ clipped to $[-20, 2]$** (softlearning, stable-baselines3). *Why:* the upper
+#    bound stops the pre-tanh Gaussian from putting its mass on the flat ends of $\tanh$; the
+#    lower one only prevents underflow, the policy may become almost deterministic.
+# 3. **Reparameterised actor gradient** through $\min_i Q_{\phi_i}$ with frozen critic weights.
+#    *Why:* low-variance gradients; and the actor must not move the critics.
+# 4. **Twin critics, the minimum in the target and in the actor's loss.** *Why:* fights the
+#    overestimation that bootstrapping compounds.
+# 5. **Target critics by Polyak averaging, $\tau = 0.005$ every update; no target actor.** *Why:*
+#    a slowly moving regression target; $a'$ comes from the current policy because $V(s')$ is
+#    an expectation under the current policy.
+# 6. **Learned temperature in log space, target entropy $-\dim\mathcal A$** (MBPO: per task,
+#    e.g. Hopper $-1$, Walker2d $-3$). *Why:* $\alpha$ stays positive, and one fixed $\alpha$ does
+#    not suit every task, reward scale or stage of training.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ## Implementation details (2/2)
+#
+# 7. **Bootstrap on `terminated` only.** *Why:* a time limit is not in the task (see above).
+# 8. **Random actions first (500 steps on Pendulum; MBPO: 5,000 on MuJoCo, 500 on the
+#    pendulums), no updates before.** *Why:* a varied first buffer; updates on a handful of
+#    transitions only overfit them.
+# 9. **Evaluate with the deterministic action $\tanh\mu_\theta(s)$.** *Why:* the entropy is for
+#    exploring and learning; the mean is the policy's best guess.
+# 10. **All losses from the same parameters, one Adam step for all** (softlearning).
+#     *Why:* one backward pass and one fused optimiser call. CleanRL and Spinning Up step the
+#     critic first and let the actor read the updated critic; both orders are used by working
+#     implementations (exercise 2 measures the difference after one update).
+# 11. **Actions rescaled to $[-1, 1]$ by the environment wrapper** (`make_env`). *Why:* the
+#     tanh range matches every task (Pendulum's torque of $\pm 2$ becomes $\pm 1$), and the
+#     dynamics model sees the same scale.
+# 12. **Critic loss $\tfrac12\sum_i$ MSE, reward scale 1, $\gamma = 0.99$, batch 256, Adam.**
+#     *Why:* MBPO's settings (CleanRL sums without the $\tfrac12$); under Adam a constant factor
+#     in a loss barely matters, while the reward scale does: it sets the size of $Q$ relative to
+#     $\alpha\log\pi$.
+# 13. **Inputs checked before anything changes** (shapes, NaN, inf). *Why:* the reward-column
+#     bug above, and a NaN from a diverging model rollout, otherwise poison the networks silently.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## SAC inside MBPO: many updates on mostly model data
+#
+# Plain SAC takes one update per environment step, on real data. In MBPO, per real step:
+#
+# 1. one action from the stochastic policy in the real environment, stored in $D_{\text{env}}$;
+# 2. (every 250 steps: fit the model, branch rollouts from real states into $D_{\text{model}}$);
+# 3. $G$ times: `sac.update(mbpo_lib.sample_mixed(D_env, D_model, real_ratio=0.05, batch_size=256))`,
+#
+# with $G = 10$ to $40$ (InvertedPendulum 10, Hopper 20, HalfCheetah 40). Each batch of 256
+# holds $\lfloor 256 \cdot 0.05\rfloor = 12$ real rows and 244 model rows: the real rows anchor
+# the critic to the true dynamics, the model rows give it far more (and more varied) states
+# than the real buffer holds. The model's rows are stored with the *termination function's*
+# flag (notebook 05), so the same rule holds: $d = 1$ only where the task ended.
+
+# %% slideshow={"slide_type": "subslide"}
+D_env, D_model = warmup, mbpo_lib.ReplayBuffer(100_000, OBS_DIM, ACT_DIM)   # real rewards are < 0
+early = mbpo_lib.sample_mixed(D_env, D_model, real_ratio=0.05, batch_size=256, generator=generator)
+print(f"model buffer empty: {early.size} rows, all real: {bool((early.rew < 0).all())}")
+n = 20_000   # stand-in model rows, marked by a reward of +1
+D_model.add_batch(torch.randn(n, OBS_DIM), torch.rand(n, ACT_DIM) * 2 - 1, torch.ones(n),
+                  torch.randn(n, OBS_DIM), torch.zeros(n))
+mixed = mbpo_lib.sample_mixed(D_env, D_model, real_ratio=0.05, batch_size=256, generator=generator)
+n_model = int((mixed.rew == 1).sum())
+print(f"mixed batch: {256 - n_model} real rows first, then {n_model} model rows")
+assert n_model == 244 and (mixed.rew[:12] < 0).all()
+G, start = 20, time.perf_counter()
+for _ in range(G):      # the policy-optimisation part of one MBPO step on Hopper
+    library.update(mbpo_lib.sample_mixed(D_env, D_model, 0.05, 256, generator=generator))
+print(f"G = {G} updates: {1000 * (time.perf_counter() - start):.0f} ms on the CPU with 64-unit networks")
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# - **Cost.** Even with 64-unit networks, $G = 20$ updates take a noticeable fraction of a second
+#   on a CPU, and MBPO pays it at every real step (125,000 of them for Hopper, with 256-unit
+#   networks). That is why `mbpo_lib.SAC` fuses its update and notebook 05 uses a GPU when one
+#   is there.
+# - **Stability.** Many updates per step make SAC's stabilisers matter more, not less: the twin
+#   minimum, the slow targets, and an entropy target that keeps the policy from collapsing onto
+#   whatever the model gets wrong. What a model error does to the critic is notebook 06's topic.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Experiment: SAC on Pendulum-v1
+#
+# Swing a pendulum up and hold it; reward $-(\theta^2 + 0.1\dot\theta^2 + 0.001\tau^2)$ per
+# step, 200 steps per episode, never terminated (only truncated). A random policy scores about
+# $-1200$, a good one about $-150$.
+#
+# The loop is the plain SAC loop of `tests/test_sac.py`: 500 random steps, then per step one
+# action from the stochastic policy and **one** update. Every `EVAL_EVERY` steps we run 10 (FAST:
+# 3) episodes with the deterministic action. Every setting is MBPO's (learning rates
+# $3\cdot10^{-4}$, $\tau = 0.005$, batch 256, $\alpha$ from 1) except one **deviation**: 64-unit
+# layers instead of 256, so three seeds train in minutes on a CPU. One torch thread: on a busy
+# 2-core machine more threads only wait for each other.
+
+# %% slideshow={"slide_type": "subslide"}
+STEPS = 1_500 if FAST else 12_000
+SEEDS = [0] if FAST else [0, 1, 2]
+RANDOM_STEPS = 500
+EVAL_EVERY = 250 if FAST else 500
+EVAL_EPISODES = 3 if FAST else 10
+if device.type == "cpu":
+    torch.set_num_threads(1)
+
+
+# %% slideshow={"slide_type": "fragment"}
+def train_sac(seed: int):
+    """SAC on Pendulum-v1: returns the agent, the evaluation returns and each update's metrics."""
+    env = mbpo_lib.make_env("Pendulum-v1", seed)
+    sac = mbpo_lib.SAC(OBS_DIM, ACT_DIM, PENDULUM, device=device, seed=seed)
+    buffer = mbpo_lib.ReplayBuffer(STEPS, OBS_DIM, ACT_DIM, device=device)
+    sampler = torch.Generator().manual_seed(seed)
+    obs, _ = env.reset(seed=seed)
+    returns, metrics = [], []
+    for t in range(1, STEPS + 1):
+        action = env.action_space.sample() if t <= RANDOM_STEPS else sac.act(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)        # terminated, not truncated
+        obs = env.reset()[0] if terminated or truncated else next_obs
+        if t > RANDOM_STEPS:
+            metrics.append(sac.update(buffer.sample(PENDULUM.batch_size, sampler)))
+        if t % EVAL_EVERY == 0:
+            returns.append(mbpo_lib.evaluate(sac, "Pendulum-v1", EVAL_EPISODES, seed=1000)[0])
+    env.close()
+    return sac, np.array(returns), metrics
+
+
+# %% slideshow={"slide_type": "subslide"}
+runs, start = {}, time.perf_counter()
+for seed in SEEDS:
+    runs[seed] = train_sac(seed)
+    print(f"seed {seed}: final return {runs[seed][1][-1]:7.1f}, alpha {runs[seed][0].alpha:.3f}, "
+          f"{time.perf_counter() - start:5.0f} s so far")
+eval_steps = np.arange(1, STEPS // EVAL_EVERY + 1) * EVAL_EVERY
+curves = np.stack([runs[seed][1] for seed in SEEDS])          # [seeds, evaluations]
+final = curves[:, -1]
+print(f"{len(SEEDS)} seed(s) x {STEPS} steps: final mean return {final.mean():.1f} "
+      f"(min {final.min():.1f}, max {final.max():.1f})")
+
+# %% slideshow={"slide_type": "fragment"}
+for sac, returns, metrics in runs.values():
+    assert len(metrics) == STEPS - RANDOM_STEPS and sac.updates == len(metrics)
+    assert returns.shape == (STEPS // EVAL_EVERY,) and np.isfinite(returns).all()
+    assert all(math.isfinite(v) for m in metrics for v in m.values()), "a non-finite loss"
+    assert sac.alpha != 1.0                                    # the temperature has moved
+    assert sac.act(np.zeros(OBS_DIM)).shape == (ACT_DIM,)
+if not FAST:
+    assert final.mean() > -200, f"SAC did not learn Pendulum: mean final return {final.mean():.1f}"
+print("checks passed" + ("" if FAST else f": mean final return {final.mean():.1f} > -200"))
+
+# %% slideshow={"slide_type": "slide"}
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), layout="constrained")
+axes[0].fill_between(eval_steps, curves.min(0), curves.max(0), color="0.5", alpha=0.25,
+                     label="min-max over seeds")
+axes[0].plot(eval_steps, curves.mean(0), color="k", lw=2, label=f"mean of {len(SEEDS)} seed(s)")
+for i, (seed, curve) in enumerate(zip(SEEDS, curves, strict=True)):
+    axes[0].plot(eval_steps, curve, color=f"C{i}", lw=0.8, alpha=0.7, label=f"seed {seed}")
+axes[0].axhline(-200, color="0.4", ls="--", lw=1, label="-200")
+axes[0].axvline(RANDOM_STEPS, color="0.6", ls=":", lw=1, label="updates start")
+axes[0].set(xlabel="environment steps", ylabel=f"return (mean of {EVAL_EPISODES} episodes)",
+            title="Pendulum-v1: deterministic evaluation")
+update_steps = np.arange(RANDOM_STEPS + 1, STEPS + 1)
+for i, (seed, (_, _, metrics)) in enumerate(runs.items()):
+    axes[1].plot(update_steps, [m["alpha"] for m in metrics], color=f"C{i}", lw=1, label=f"seed {seed}")
+    entropy = np.convolve([m["entropy"] for m in metrics], np.ones(100) / 100, mode="valid")
+    axes[2].plot(update_steps[99:], entropy, color=f"C{i}", lw=1, label=f"seed {seed}")
+axes[1].set(xlabel="environment steps", ylabel=r"temperature $\alpha$ (log scale)", yscale="log",
+            title=r"The learned temperature $\alpha$")
+axes[2].axhline(TARGET_ENTROPY, color="0.4", ls="--", lw=1, label=r"target $\bar{\mathcal{H}} = -1$")
+axes[2].set(xlabel="environment steps", ylabel=r"entropy $-\overline{\log\pi}$ (100-update mean)",
+            title="The policy's entropy and its target")
+axes[0].legend(fontsize=8, loc="lower right")
+for ax in axes[1:]:
+    ax.legend(fontsize=8)
+mbpo_lib.save_figure(fig, "04_sac_learning_curve")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### What the curves say
+#
+# **Full mode** (the committed figure, 3 seeds × 12,000 steps): FILL
+#
+# **FAST mode** (1 seed × 1,500 steps, 1,000 updates): too short to swing up; it only checks that
+# the loop runs, the losses stay finite and $\alpha$ moves.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Summary
+#
+# - SAC maximises reward plus $\alpha\times$entropy: soft values in the critic target, and an
+#   actor loss $\mathbb E[\alpha\log\pi - \min_i Q_i]$ through the reparameterised action.
+# - The tanh-Gaussian's density needs the change-of-variables term $-\sum_j\log(1 - \tanh^2 u_j)$;
+#   compute it as $2(\log 2 - u - \operatorname{softplus}(-2u))$ or it breaks at saturation.
+# - Critic target: $y = r + \gamma(1 - d)[\min_i Q_{\bar\phi_i}(s', a') - \alpha\log\pi(a'\mid s')]$,
+#   with Polyak-averaged target critics and $d$ = `terminated` (a time limit still bootstraps).
+# - The temperature is a Lagrange multiplier: $L_\alpha = -\log\alpha\,(\log\pi + \bar{\mathcal H})$
+#   raises $\alpha$ when the entropy is below its target and lowers it above.
+# - `mbpo_lib.SAC` equals the from-scratch SAC update for update; it batches the twin critics,
+#   steps all parameters together, and refuses malformed batches.
+# - In MBPO the same update runs $G = 10$-$40$ times per real step on `sample_mixed` batches of
+#   12 real and 244 model rows.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ## Exercises
+#
+# 1. **A longer time limit.** Redo the hand-made example with $T = 1000$. *Correct answer:*
+#    $V = 1/(1 - 0.99 \cdot 0.999) \approx 91.0$ with the wrong mask (100 with the right one):
+#    a longer limit shrinks the bias but never removes it.
+# 2. **The critic first, then the actor.** Change `sac_update` to the CleanRL order: step the
+#    critics, then compute the actor's loss with the *updated* critics. Compare one update with
+#    `mbpo_lib.SAC` as above. *Correct answer:* after the first update the critic loss, critics,
+#    target critics and $\alpha$ still match; the actor's loss does not (it reads the updated
+#    critics), and some actor weights differ by up to about $6\cdot10^{-4}$, twice the
+#    learning rate: Adam's first step moves each weight by about the learning rate times the
+#    sign of its gradient, and for those weights the sign flipped.
+# 3. **Why the temperature is learned.** Train seed 0 for 12,000 steps with
+#    `learn_alpha=False` ($\alpha = 1$ throughout), first as is, then with `reward_scale=0.05`;
+#    finally with `reward_scale=0.05` and the learned $\alpha$. *Correct answer (our runs, 10
+#    evaluation episodes):* $\alpha = 1$ still learns at scale 1 (about $-180$: rewards of down to
+#    $-16$ a step dwarf an entropy bonus of at most $\log 2 \approx 0.69$); at scale 0.05 the
+#    bonus wins, the entropy stays near that maximum (0.68) and the return near the random
+#    level (about $-1050$); the learned $\alpha$ at scale 0.05 learns again (about $-170$, later
+#    than at scale 1: $\alpha$ has further to fall). A fixed $\alpha$ suits one reward scale; a
+#    target entropy suits them all.
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Speaker notes: the one slide to linger on is the tanh correction table; people who have
+# implemented SAC have usually written the "+ 1e-6" version and never looked at what it does at
+# saturation. For the comparison, stress that matching the library needed three decisions to
+# be mirrored exactly: the noise (copied generator state), the step order (all losses from the
+# same parameters), and the layouts. The terminated/truncated example is worth doing on the
+# board: one mislabelled transition in 200 costs a third of the value.
