@@ -184,6 +184,17 @@ class ReplayBuffer:
         return Batch(self._obs[index].to(f32), self._act[index].to(f32), self._rew[index].to(f32),
                      self._next_obs[index].to(f32), self._terminated[index].to(f32))
 
+    def latest(self, n: int) -> Batch:
+        """The newest ``min(n, len(self))`` rows, oldest of them first, as a float32 Batch.
+
+        One gather at storage positions ``(cursor - m + i) mod capacity``, ``i = 0..m-1``: no copy
+        of the whole buffer, also after it has wrapped. MBPO's model monitoring reads the real
+        steps taken since the last fit with it.
+        """
+        m = min(_positive_int("n", n), self._size)
+        index = (self._cursor - m + torch.arange(m, device=self.device)) % self.capacity
+        return self.gather(index)
+
     def _ordered(self, store: torch.Tensor) -> torch.Tensor:
         """The rows of ``store`` oldest first: a view when no wrap happened, else one copy."""
         if self._size < self.capacity or self._cursor == 0:

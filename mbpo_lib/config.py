@@ -16,6 +16,7 @@ import it without a cycle. That is why the rollout schedules (:class:`Schedule`,
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -296,6 +297,9 @@ class MBPOConfig:
         model_buffer_dtype: the model buffer's storage, ``"float32"`` (default, the paper) or
             ``"bfloat16"`` / ``"float16"`` to halve its memory (Humanoid's buffer reaches
             12.5M rows); see :attr:`model_buffer_torch_dtype`.
+        monitor_model: measure the model at the end of each epoch on the real steps since its
+            last fit and log the ``diag_*`` metrics (True; see :mod:`mbpo_lib.diagnostics`).
+            It uses its own generator, so turning it off changes no other number of the run.
         seed: seeds the environment, the networks and every generator of the run.
     """
 
@@ -316,6 +320,7 @@ class MBPOConfig:
     eval_every: int = 1
     checkpoint_every: int = 10
     model_buffer_dtype: str = "float32"
+    monitor_model: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -393,6 +398,8 @@ class MBPOConfig:
         if self.model_buffer_dtype not in MODEL_BUFFER_DTYPES:
             raise ValueError(f"MBPOConfig.model_buffer_dtype must be one of "
                              f"{', '.join(MODEL_BUFFER_DTYPES)}, got {self.model_buffer_dtype!r}")
+        if not isinstance(self.monitor_model, bool):
+            raise ValueError(f"MBPOConfig.monitor_model must be True or False, got {self.monitor_model!r}")
         return self
 
     def with_overrides(self, **changes: Any) -> MBPOConfig:
@@ -538,3 +545,35 @@ def preset(env_id: str, schedule: str | Sequence[int] = "official", **overrides:
         overrides["rollout_schedule"] = schedule
     config = PRESETS[env_id]
     return config.with_overrides(**overrides) if overrides else config
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` (``ensemble.hidden_dim=100``, ``sac.gamma=0.98``, ``real_ratio=0.1``) with
+    the value read as JSON where it parses (numbers, true/false, null, lists), else as a string.
+
+    The command line's ``--set``; shared by ``python -m mbpo_lib train`` and ``sweep``.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--set takes key=value (e.g. ensemble.max_epochs=30), got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), tuple(value) if isinstance(value, list) else value
+
+
+def apply_overrides(config: MBPOConfig, pairs: Sequence[str]) -> MBPOConfig:
+    """``config`` with every ``key=value`` of ``pairs`` (:func:`parse_override`) applied and
+    validated; ``ensemble.<field>`` and ``sac.<field>`` reach the nested configs."""
+    changes: dict[str, Any] = {}
+    for text in pairs:
+        key, value = parse_override(text)
+        head, _, field_name = key.partition(".")
+        if field_name:
+            if head not in ("ensemble", "sac"):
+                raise ValueError(f"--set {key}: only ensemble.<field> and sac.<field> are nested")
+            changes.setdefault(head, {})[field_name] = value
+        else:
+            changes[key] = value
+    return config.with_overrides(**changes) if changes else config

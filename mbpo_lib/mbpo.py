@@ -14,11 +14,20 @@ One real step at a time, counting every real step (the random warm-up included) 
             act with the stochastic policy
         step the env, store (s, a, r, s', terminated) in the real buffer; reset on terminated or truncated
         if t >= init_exploration_steps:  G SAC updates on sample_mixed(real, model, real_ratio, 256)
-        at the end of each epoch: evaluate (deterministic episodes), log a row of metrics, checkpoint
+        at the end of each epoch: measure the last fit's model on the real steps since that fit,
+                                  evaluate (deterministic episodes), log a row of metrics, checkpoint
 
 as the official code does (its model fits at the epoch's steps 0, 250, 500 and 750). With
 ``real_ratio = 1`` no model is fitted and the loop is plain SAC on real data, the baseline of
 notebook 06 (set ``updates_per_step`` to 1 for SAC's usual one update per step).
+
+Model monitoring (``config.monitor_model``, on by default): at the end of each epoch the model
+of the epoch's last fit is measured on the real steps taken since that fit, which it never
+trained on (:func:`mbpo_lib.diagnostics.model_error_report`): its one-step error per output,
+its open-loop error for k = 1..5 on windows that stay inside one episode, and the rank
+correlation of the ensemble's disagreement with its error. These are the ``diag_*`` columns of
+the metrics (:attr:`MBPO.metric_columns`; NaN where no model was fitted). The monitoring draws
+from its own fixed-seed generator, never from the run's, and costs milliseconds next to a fit.
 
 A run with a ``run_dir`` writes ``config.json``, ``metrics.csv`` and ``metrics.jsonl`` (one
 row per epoch, both rewritten atomically after each epoch) and ``checkpoint.pt``: every
@@ -50,6 +59,7 @@ import torch
 
 from .buffer import ReplayBuffer, sample_mixed
 from .config import MBPOConfig
+from .diagnostics import diagnostic_columns, model_error_report
 from .dynamics import DynamicsModel
 from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_state
 from .rollout import branched_rollout, model_buffer_capacity, rollout_schedule
@@ -59,8 +69,9 @@ from .termination import termination_fn
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 SAC_METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
-PHASES = ("env", "model", "rollout", "sac", "eval")
-# The columns of metrics.csv, in order (metrics.jsonl has the same keys).
+PHASES = ("env", "model", "rollout", "sac", "eval", "monitor")
+# The columns of metrics.csv, in order (metrics.jsonl has the same keys), before the model
+# monitoring's diag_* columns, which depend on the observation's size (MBPO.metric_columns).
 METRIC_COLUMNS = (
     "epoch", "env_steps", "episodes", "train_return", "eval_return", "eval_return_std", "eval_episodes",
     "model_fits", "model_holdout_mse", "model_fit_epochs", "model_stopped_early", "elites", "k",
@@ -104,6 +115,7 @@ class _Epoch:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+        self.seconds = {**dict.fromkeys(PHASES, 0.0), **self.seconds}   # a phase added since
 
 
 class MBPO:
@@ -132,6 +144,8 @@ class MBPO:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         spec = SUPPORTED_ENVS[c.env_id]
         self.obs_dim, self.act_dim = spec.obs_dim, spec.act_dim
+        # metrics.csv's columns: the fixed ones, then the model monitoring's for this obs_dim
+        self.metric_columns: tuple[str, ...] = (*METRIC_COLUMNS, *diagnostic_columns(self.obs_dim))
         self.env = make_env(c.env_id, seed=c.seed)
         self.termination = termination_fn(c.env_id)
         self.model = DynamicsModel(self.obs_dim, self.act_dim, c.ensemble, device=self.device, seed=c.seed)
@@ -292,7 +306,10 @@ class MBPO:
     def _end_epoch(self) -> dict[str, Any]:
         c, acc = self.config, self._epoch
         epoch = max(0, math.ceil((self.env_steps - c.init_exploration_steps) / c.epoch_length) - 1)
-        row: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS, float("nan"))
+        row: dict[str, Any] = dict.fromkeys(self.metric_columns, float("nan"))
+        start = time.perf_counter()
+        monitor = self._monitor_model()
+        acc.seconds["monitor"] += time.perf_counter() - start
         eval_return = eval_std = float("nan")
         if (epoch + 1) % c.eval_every == 0 or self.env_steps == c.total_steps:
             start = time.perf_counter()
@@ -320,6 +337,7 @@ class MBPO:
         )
         row.update(self.last_fit)
         row.update(self.last_rollout)
+        row.update(monitor)
         self.history.append(row)
         self._epoch = _Epoch()
         if self.run_dir is not None:
@@ -328,10 +346,25 @@ class MBPO:
                 self.save(self.run_dir / CHECKPOINT_NAME)
         return row
 
+    def _monitor_model(self) -> dict[str, float]:
+        """The ``diag_*`` columns: the last fit's model on the real steps since that fit.
+
+        Fits happen at steps ``init_exploration_steps + j * model_train_freq``, so at an epoch's
+        end the newest ``(into - 1) % model_train_freq + 1`` real steps came after the last fit.
+        Nothing when monitoring is off or no model has been fitted (plain SAC, or none yet).
+        """
+        c = self.config
+        if not (c.monitor_model and c.real_ratio < 1.0 and self.model.fitted):
+            return {}
+        into = self.env_steps - c.init_exploration_steps
+        since_fit = (into - 1) % c.model_train_freq + 1
+        report = model_error_report(self.model, self.real.latest(since_fit))
+        return report.metrics()
+
     def _write_metrics(self) -> None:
         def csv_bytes(f) -> None:
             text = io.StringIO()
-            writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+            writer = csv.DictWriter(text, fieldnames=self.metric_columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.history)
             f.write(text.getvalue().encode())

@@ -53,7 +53,7 @@ def test_a_run_counts_every_real_step_and_logs_one_row_per_epoch(finished):
     assert [row["env_steps"] for row in rows] == [200, 300, 400]
     assert all(row["sac_updates"] == c.updates_per_step * c.epoch_length for row in rows)
     assert all(row["model_fits"] == c.epoch_length // c.model_train_freq for row in rows)
-    assert all(set(row) == set(METRIC_COLUMNS) for row in rows)
+    assert all(set(row) == set(trainer.metric_columns) >= set(METRIC_COLUMNS) for row in rows)
     assert all(row["eval_episodes"] == c.eval_episodes and row["eval_return"] > 0 for row in rows)
     assert rows[-1]["model_buffer_capacity"] == model_buffer_capacity(c, rows[-1]["k"])
     assert rows[-1]["model_buffer_rows"] == min(rows[-1]["model_buffer_capacity"],
@@ -70,7 +70,7 @@ def test_the_run_folder_holds_config_metrics_and_checkpoint(finished):
     assert json.loads((run_dir / "config.json").read_text()) == trainer.config.to_dict()
     with open(run_dir / "metrics.csv") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == list(METRIC_COLUMNS) and len(table) == 3
+    assert list(table[0]) == list(trainer.metric_columns) and len(table) == 3
     assert [int(row["env_steps"]) for row in table] == [200, 300, 400]
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["eval_return"] for line in lines] == [r["eval_return"] for r in trainer.history]
@@ -213,7 +213,7 @@ def test_cli_overrides_plot_and_clear_errors(tmp_path, capsys):
 
     run_dir = tmp_path / "run"
     args = ["train", "--env", ENV, "--smoke", "--out", str(run_dir), "--no-progress", "--steps", "200"]
-    assert main([*args, "--set", "ensemble.hidden_dim=16", "--set", "real_ratio=0.1"]) == 0
+    assert main([*args, "--set", "ensemble.hidden_dim=16", "--preset-override", "real_ratio=0.1"]) == 0
     config = json.loads((run_dir / "config.json").read_text())
     assert config["ensemble"]["hidden_dim"] == 16 and config["real_ratio"] == 0.1
     assert main(["plot", str(run_dir), "--output", str(tmp_path / "curve.png")]) == 0
