@@ -54,6 +54,15 @@ def test_extras_hold_the_notebook_and_dev_tools():
     assert dev_tools <= extras["dev"]
 
 
+def test_ray_is_the_optional_sweep_extra_and_dev_installs_it():
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    (ray,) = [Requirement(r) for r in extras["sweep"]]
+    assert ray.name == "ray" and ray.specifier and Version("2.9.0") in ray.specifier
+    assert "ray" not in requirements()                       # optional: the core never imports it
+    self_refs = [Requirement(r) for r in extras["dev"] if Requirement(r).name == "mbpo_lib"]
+    assert [req.extras for req in self_refs] == [{"sweep"}]
+
+
 def test_environment_yml_agrees_with_pyproject():
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     assert env["channels"] == ["conda-forge"]

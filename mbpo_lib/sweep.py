@@ -1,0 +1,807 @@
+"""Many (environment, algorithm, seed) runs as Ray tasks, and the report that aggregates them.
+
+A sweep is the cross product ``envs x algos x seeds``. Each run is one Ray task (one CPU, and a
+share of a GPU when the cluster has one) that trains in-process with one torch thread and writes
+to its own folder ``<root>/<env>_<algo>_seed<k>`` (the names of
+``benchmarks/sample_efficiency.py``'s results). A task is idempotent, so a sweep can simply be
+started again:
+
+- a run folder with ``done.json`` (written atomically after the last step) is finished: skipped;
+- a run folder with a checkpoint is resumed from it (exactly, on the CPU), so a run whose worker
+  was lost continues on the next sweep, and Ray's own retries of a crashed task (``max_retries``)
+  continue from the checkpoint too;
+- otherwise the run starts from scratch.
+
+A run folder made with other settings (another budget, another ``--set``) is refused with the
+fields that differ, never silently mixed. On a cluster, ``root`` must be on a filesystem every
+node sees, and every node needs this package installed.
+
+:func:`report` reads the run folders back: per environment and algorithm the number of seeds,
+the median and mean evaluation return at the budget, the median return at a few fixed step
+counts, the steps until a return threshold is reached (runs that never reach it are censored:
+shown as ``>N``), and the training time; plus one learning-curve figure per environment.
+
+Command line: ``python -m mbpo_lib sweep ...`` and ``python -m mbpo_lib report ...``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
+from .mbpo import CHECKPOINT_NAME, MBPO, _atomic_write
+
+# Each algorithm as changes to the environment's preset. SAC alone: all real data, no model,
+# SAC's usual one update per step (the same as ``python -m mbpo_lib train --algo sac``).
+ALGORITHMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "mbpo": MappingProxyType({}),
+    "sac": MappingProxyType({"real_ratio": 1.0, "updates_per_step": 1}),
+})
+DONE_NAME = "done.json"          # written atomically once a run has reached its budget
+WORKER_NAME = "worker.json"      # which process and host last worked on a run, from which step
+SUMMARY_NAME = "sweep_summary.csv"
+RUNS_NAME = "sweep_runs.csv"
+RUN_FOLDER = re.compile(r"(?P<env>.+)_(?P<algo>[a-z0-9]+)_seed(?P<seed>\d+)")
+
+# Returns that count as "solved" for steps-to-threshold, from the series' mbpo-reference.md
+# ("What the published runs reach"): the pendulum's maximum; Hopper's and Walker2d's MBPO return
+# at 75k and 100k steps; HalfCheetah's, Ant's and Humanoid's at the end of the paper's budget.
+# InvertedDoublePendulum is not in the reference: close to v5's maximum (about 9,350).
+DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({
+    "InvertedPendulum-v5": 1000.0,
+    "InvertedDoublePendulum-v5": 9000.0,
+    "Hopper-v5": 3000.0,
+    "Walker2d-v5": 3500.0,
+    "HalfCheetah-v5": 12000.0,
+    "Ant-v5": 5500.0,
+    "Humanoid-v5": 5500.0,
+})
+# Step counts at which the report gives the median return (those within the runs' budget), the
+# points the paper's curves are read at (mbpo-reference.md) plus a few early ones.
+REPORT_STEPS: Mapping[str, tuple[int, ...]] = MappingProxyType({
+    "InvertedPendulum-v5": (1000, 3000, 5000, 15000),
+    "InvertedDoublePendulum-v5": (5000, 10000, 20000),
+    "Hopper-v5": (25000, 75000, 125000),
+    "Walker2d-v5": (50000, 100000, 300000),
+    "HalfCheetah-v5": (100000, 200000, 400000),
+    "Ant-v5": (100000, 200000, 300000),
+    "Humanoid-v5": (100000, 200000, 300000),
+})
+
+
+# --- parsing the command line's lists ------------------------------------------------------------
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from ``"0-4"`` (inclusive range), ``"0,2,5"`` or a mix (``"0-2,7"``), in order.
+
+    Raises ``ValueError`` naming the bad part for anything else: empty items, negative or
+    non-integer seeds, a range whose end is below its start, or a seed given twice.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"--seeds needs seeds such as '0-4' or '0,2,5', got {text!r}")
+    seeds: list[int] = []
+    for part in text.split(","):
+        item = part.strip()
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", item)
+        if match is None:
+            raise ValueError(f"--seeds {text!r}: {item!r} is not a seed or a range; seeds are ints >= 0 "
+                             "written as '0-4' (inclusive), '0,2,5' or '0-2,7'")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise ValueError(f"--seeds {text!r}: the range {item!r} ends below its start (write "
+                             f"'{last}-{first}')")
+        seeds.extend(range(first, last + 1))
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise ValueError(f"--seeds {text!r} names seed(s) {repeated} more than once")
+    return seeds
+
+
+def parse_names(text: str, allowed: Iterable[str], what: str) -> list[str]:
+    """A comma-separated list of names, each one of ``allowed`` (``what`` names the option in
+    errors, e.g. ``"--envs"``), without repeats."""
+    allowed = list(allowed)
+    names = [name.strip() for name in text.split(",")] if isinstance(text, str) else []
+    if not names or any(not name for name in names):
+        raise ValueError(f"{what} needs a comma-separated list from {', '.join(allowed)}; got {text!r}")
+    for name in names:
+        if name not in allowed:
+            raise ValueError(f"{what}: unknown {name!r}; choose from {', '.join(allowed)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{what} names {', '.join(repeated)} more than once")
+    return names
+
+
+def parse_budgets(text: str | None, envs: Sequence[str],
+                  algos: Sequence[str]) -> dict[tuple[str, str], int | None]:
+    """The budget (real steps, warm-up included) of each (env, algo); None keeps the preset's.
+
+    ``text`` is ``"N"`` for every run, or comma-separated ``KEY=N`` where KEY is an algorithm
+    (``"mbpo=5000,sac=20000"``), an environment (``"Hopper-v5=50000"``) or both
+    (``"Hopper-v5/sac=50000"``); the most specific key wins (env/algo, then env, then algo, then a
+    bare N).
+    """
+    budgets: dict[tuple[str, str], int | None] = {(env, algo): None for env in envs for algo in algos}
+    if text is None or not text.strip():
+        return budgets
+    given: dict[str, int] = {}
+    for part in text.split(","):
+        key, sep, raw = part.strip().rpartition("=")
+        if not sep:
+            key, raw = "", part.strip()
+        try:
+            steps = int(raw)
+        except ValueError:
+            steps = 0
+        if steps < 1:
+            raise ValueError(f"--steps {text!r}: {raw!r} is not a budget (an int >= 1 of real steps)")
+        env, _, algo = key.partition("/")
+        valid = (key == "" or key in algos or key in envs or (env in envs and algo in algos))
+        if not valid:
+            raise ValueError(f"--steps {text!r}: {key!r} is neither an algorithm ({', '.join(algos)}), an "
+                             f"env of this sweep ({', '.join(envs)}) nor ENV/ALGO")
+        if key in given:
+            raise ValueError(f"--steps {text!r} gives {key or 'the default'!r} twice")
+        given[key] = steps
+    for env, algo in budgets:
+        for key in (f"{env}/{algo}", env, algo, ""):
+            if key in given:
+                budgets[env, algo] = given[key]
+                break
+    return budgets
+
+
+def parse_env_values(pairs: Iterable[str], what: str, convert: Callable[[str], Any]) -> dict[str, Any]:
+    """``ENV=VALUE`` pairs (``--threshold Hopper-v5=3000``) as a dict, the value through
+    ``convert``; ``ENV`` must be a supported environment."""
+    values: dict[str, Any] = {}
+    for text in pairs:
+        env, sep, raw = text.partition("=")
+        env = env.strip()
+        if not sep or env not in PRESETS:
+            raise ValueError(f"{what} takes ENV=VALUE with ENV one of {', '.join(PRESETS)}; got {text!r}")
+        try:
+            values[env] = convert(raw)
+        except ValueError:
+            raise ValueError(f"{what} {text!r}: {raw!r} is not a valid value") from None
+    return values
+
+
+def parse_step_list(text: str) -> tuple[int, ...]:
+    """``"1000,3000,5000"`` as sorted step counts (ints >= 1); ``ValueError`` otherwise."""
+    steps = tuple(int(item) for item in text.split(","))
+    if min(steps) < 1:
+        raise ValueError(f"step counts must be >= 1, got {text!r}")
+    return tuple(sorted(set(steps)))
+
+
+# --- one run -------------------------------------------------------------------------------------
+
+
+def run_name(env_id: str, algo: str, seed: int) -> str:
+    """The run folder's name: ``<env>_<algo>_seed<k>`` (as benchmarks/sample_efficiency.py)."""
+    return f"{env_id}_{algo}_seed{seed}"
+
+
+def run_config(env_id: str, algo: str, seed: int, *, total_steps: int | None = None, smoke: bool = False,
+               overrides: Sequence[str] = (), schedule: str = "official") -> MBPOConfig:
+    """The config of one run, built as ``python -m mbpo_lib train`` builds it: the env's preset
+    (with its ``schedule`` variant; ``smoke()`` when ``smoke``), the seed, the algorithm's
+    changes (:data:`ALGORITHMS`), the budget, then the ``key=value`` ``overrides``."""
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
+    config = preset(env_id, schedule=schedule)
+    if smoke:
+        config = config.smoke()
+    changes: dict[str, Any] = {"seed": seed, **ALGORITHMS[algo]}
+    if total_steps is not None:
+        changes["total_steps"] = total_steps
+    return apply_overrides(config.with_overrides(**changes), overrides)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One (env, algo, seed) of a sweep: everything a task needs (picklable, no open state).
+
+    ``root`` should be absolute (Ray workers do not share the driver's working directory).
+    ``device`` is where the run trains: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    """
+
+    env_id: str
+    algo: str
+    seed: int
+    root: str
+    total_steps: int | None = None
+    smoke: bool = False
+    overrides: tuple[str, ...] = ()
+    schedule: str = "official"
+    device: str = "cpu"
+
+    @property
+    def name(self) -> str:
+        return run_name(self.env_id, self.algo, self.seed)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.root) / self.name
+
+    def config(self) -> MBPOConfig:
+        return run_config(self.env_id, self.algo, self.seed, total_steps=self.total_steps, smoke=self.smoke,
+                          overrides=self.overrides, schedule=self.schedule)
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(have: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
+    """``"field: A there, B asked"`` for each field where two ``MBPOConfig.to_dict()`` differ."""
+    a, b = _flat(have), _flat(want)
+    return [f"{key}: {a.get(key)!r} there, {b.get(key)!r} asked" for key in sorted(set(a) | set(b))
+            if a.get(key) != b.get(key)]
+
+
+def _refuse_other_settings(run_dir: Path, have: Mapping[str, Any], want: MBPOConfig) -> None:
+    differences = config_differences(have, want.to_dict())
+    if differences:
+        raise ValueError(f"{run_dir} holds a run with other settings ({'; '.join(differences)}); a "
+                         "sweep never mixes settings in one folder: choose another --root, or remove "
+                         "that folder to start it again")
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    _atomic_write(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
+
+
+def run_one(run: SweepRun, *, threads: int | None = None) -> dict[str, Any]:
+    """Bring one run to its budget: skip it when finished, resume it from its checkpoint, or
+    start it; return a summary (``status``: ``"skipped"``, ``"resumed"`` or ``"trained"``).
+
+    ``threads``: ``torch.set_num_threads`` for the run (None leaves torch's setting). Raises
+    ``ValueError`` when the run folder holds a run with other settings.
+    """
+    import torch
+
+    from .runtime import default_device
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    config = run.config()
+    run_dir = run.run_dir
+    summary: dict[str, Any] = {"run": run.name, "env_id": run.env_id, "algo": run.algo, "seed": run.seed,
+                               "run_dir": str(run_dir), "total_steps": config.total_steps}
+    done = run_dir / DONE_NAME
+    if done.is_file():
+        config_file = run_dir / "config.json"
+        have = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        _refuse_other_settings(run_dir, have, config)
+        record = json.loads(done.read_text())
+        return {**summary, "status": "skipped", "from_step": record["env_steps"],
+                "env_steps": record["env_steps"], "eval_return": record.get("eval_return"), "seconds": 0.0}
+    device = default_device() if run.device == "auto" else torch.device(run.device)
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if checkpoint.is_file():
+        trainer = MBPO.load(checkpoint, device=device)
+        _refuse_other_settings(run_dir, trainer.config.to_dict(), config)
+        status = "resumed"
+    else:   # a fresh start (a folder without a checkpoint holds nothing worth keeping)
+        trainer = MBPO(config, device=device, run_dir=run_dir)
+        status = "trained"
+    from_step = trainer.env_steps
+    _write_json(run_dir / WORKER_NAME, {"pid": os.getpid(), "host": socket.gethostname(), "status": status,
+                                        "from_step": from_step, "device": str(device),
+                                        "started": time.time()})
+    start = time.perf_counter()
+    history = trainer.train(progress=False)
+    seconds = time.perf_counter() - start
+    eval_return = next((row["eval_return"] for row in reversed(history)
+                        if not math.isnan(row["eval_return"])), None)
+    _write_json(done, {"env_id": run.env_id, "algo": run.algo, "seed": run.seed,
+                       "env_steps": trainer.env_steps, "total_steps": config.total_steps,
+                       "eval_return": eval_return, "finished": time.time()})
+    return {**summary, "status": status, "from_step": from_step, "env_steps": trainer.env_steps,
+            "eval_return": eval_return, "seconds": round(seconds, 2)}
+
+
+def _ray_task(run: SweepRun) -> dict[str, Any]:
+    """The body of one Ray task: the run in this worker, one torch thread."""
+    return run_one(run, threads=1)
+
+
+# --- the sweep -----------------------------------------------------------------------------------
+
+
+def plan(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], *, root: str | Path = "runs/sweep",
+         budgets: Mapping[tuple[str, str], int | None] | None = None, overrides: Sequence[str] = (),
+         smoke: bool = False, schedule: str = "official", device: str = "cpu") -> list[SweepRun]:
+    """The runs of a sweep, each config built and validated here (bad settings fail before any
+    task starts). ``budgets`` maps (env, algo) to a budget (None or missing: the preset's)."""
+    for env in envs:
+        if env not in PRESETS:
+            raise ValueError(f"unknown env {env!r}; choose from {', '.join(PRESETS)}")
+        if schedule not in schedule_variants(env):
+            raise ValueError(f"--schedule {schedule!r}: {env} has {', '.join(schedule_variants(env))}")
+    for algo in algos:
+        if algo not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
+    for text in overrides:
+        key, _ = parse_override(text)
+        if key in ("seed", "total_steps"):
+            raise ValueError(f"--set {key}=...: a sweep sets {key} itself (use --seeds and --steps)")
+    if not seeds:
+        raise ValueError("a sweep needs at least one seed")
+    root = str(Path(root).expanduser().resolve())
+    budgets = budgets or {}
+    runs = [SweepRun(env, algo, int(seed), root, budgets.get((env, algo)), smoke, tuple(overrides), schedule,
+                     device)
+            for env in envs for algo in algos for seed in seeds]
+    for run in runs:
+        try:
+            run.config()
+        except ValueError as error:
+            raise ValueError(f"{run.name}: {error}") from None
+    return runs
+
+
+def require_ray() -> Any:
+    """``import ray``, or an ImportError that says how to install it."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError("sweeps run on Ray, which is not installed: pip install 'mbpo_lib[sweep]' "
+                          "(or pip install 'ray>=2.9,<3'); --no-ray runs the sweep in this process, "
+                          f"one run after another ({error})") from error
+    return ray
+
+
+def gpu_share(cluster_gpus: float, tasks: int) -> float:
+    """The GPU fraction per task: the cluster's GPUs split over the tasks (at most 1 each, in
+    Ray's 1e-4 steps), 0 without GPUs."""
+    if cluster_gpus <= 0 or tasks < 1:
+        return 0.0
+    return max(1e-4, math.floor(min(1.0, cluster_gpus / tasks) * 1e4) / 1e4)
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: one summary dict per run (see :func:`run_one`), ``status`` "failed"
+    with an ``error`` for runs that raised."""
+
+    root: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [run for run in self.runs if run["status"] == "failed"]
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for run in self.runs:
+            counts[run["status"]] = counts.get(run["status"], 0) + 1
+        return counts
+
+
+def _describe(result: Mapping[str, Any]) -> str:
+    if result["status"] == "failed":
+        return f"{result['run']}: failed: {result['error']}"
+    steps = (f"at {result['env_steps']} steps" if result["status"] == "skipped"
+             else f"steps {result['from_step']} -> {result['env_steps']}")
+    score = result.get("eval_return")
+    score_text = f", eval_return {score:.1f}" if isinstance(score, (int, float)) else ""
+    return f"{result['run']}: {result['status']} ({steps}{score_text}, {result['seconds']:.0f} s)"
+
+
+def _failure(run: SweepRun, error: BaseException) -> dict[str, Any]:
+    cause = getattr(error, "cause", None) or error     # a RayTaskError carries the task's exception
+    message = str(cause).strip().splitlines()
+    return {"run": run.name, "env_id": run.env_id, "algo": run.algo, "seed": run.seed,
+            "run_dir": str(run.run_dir), "status": "failed",
+            "error": f"{type(cause).__name__}: {message[-1] if message else ''}"}
+
+
+def sweep(runs: Sequence[SweepRun], *, use_ray: bool = True, address: str | None = None,
+          num_cpus: int | None = None, gpus_per_task: float | None = None, max_retries: int = 3,
+          log: Callable[[str], Any] = print) -> SweepResult:
+    """Run every run of ``runs`` (from :func:`plan`) to its budget; return what happened.
+
+    With Ray (default): each run is a task with ``num_cpus=1``, ``num_gpus=gpus_per_task`` (None:
+    the cluster's GPUs split evenly over the runs, 0 without GPUs; a run with a GPU share trains
+    on CUDA) and ``max_retries`` (a task whose worker dies is retried and resumes from its
+    checkpoint). ``address`` None starts a local Ray instance (``num_cpus`` CPUs, default all;
+    node address 127.0.0.1, no dashboard) and stops it at the end; ``"auto"`` or ``host:port``
+    joins an existing cluster; a Ray session this process already holds is used as it is and left
+    running. Without Ray (``use_ray=False``) the runs go one after another in this process. A run
+    that fails is reported (status "failed"), the others go on.
+    """
+    if not runs:
+        raise ValueError("nothing to run: the sweep has no runs")
+    result = SweepResult(root=runs[0].root)
+    total = len(runs)
+
+    def record(summary: dict[str, Any]) -> None:
+        result.runs.append(summary)
+        log(f"[{len(result.runs)}/{total}] {_describe(summary)}")
+
+    if not use_ray:
+        for run in runs:
+            try:
+                record(run_one(run))
+            except Exception as error:   # report it, go on with the others
+                record(_failure(run, error))
+        return result
+    if gpus_per_task is not None and not 0 <= gpus_per_task <= 1:
+        raise ValueError(f"gpus_per_task must be in [0, 1], got {gpus_per_task}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    ray = require_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address is None:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     _node_ip_address="127.0.0.1", log_to_driver=True)
+        else:
+            ray.init(address=address, log_to_driver=True)
+    try:
+        cluster_gpus = ray.cluster_resources().get("GPU", 0.0)
+        share = gpu_share(cluster_gpus, total) if gpus_per_task is None else gpus_per_task
+        if share > 0 and cluster_gpus == 0:
+            raise ValueError(f"gpus_per_task={share} but the Ray cluster has no GPU: the tasks would wait "
+                             "forever (use 0, or leave it unset to split the cluster's GPUs)")
+        device = "cuda" if share > 0 else "cpu"
+        where = "a local instance" if address is None else address
+        log(f"sweep of {total} runs into {result.root} on Ray ({where}: "
+            f"{ray.cluster_resources().get('CPU', 0):g} CPUs; {share:g} GPU per task)")
+        task = ray.remote(_ray_task).options(num_cpus=1, num_gpus=share, max_retries=max_retries,
+                                             retry_exceptions=False, name="mbpo_sweep_run")
+        pending = {task.remote(dataclasses.replace(run, device=device)): run for run in runs}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                run = pending.pop(ref)
+                try:
+                    record(ray.get(ref))
+                except Exception as error:   # the task raised, or its worker died past its retries
+                    record(_failure(run, error))
+    finally:
+        if started_here:
+            ray.shutdown()      # stops a local instance; only disconnects from a cluster
+    return result
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunRecord:
+    """One run folder read back: its evaluation curve and bookkeeping.
+
+    ``steps``/``returns``: the evaluated epochs (env steps with the warm-up counted, mean
+    evaluation return). ``last_step``: the last logged env step. ``budget``: ``total_steps`` from
+    config.json (the last step when there is none). ``seconds``: the summed ``seconds_total`` of
+    its epochs (time in the training loop; work lost to a crash and redone is not counted).
+    """
+
+    env_id: str
+    algo: str
+    seed: int
+    path: Path
+    steps: list[int]
+    returns: list[float]
+    last_step: int
+    budget: int
+    finished: bool
+    seconds: float
+
+    def return_at(self, step: int) -> float | None:
+        """The evaluation return of the policy at ``step``: the last evaluation at or before it;
+        None when the run has not got that far or had no evaluation yet."""
+        if self.last_step < step:
+            return None
+        before = [ret for s, ret in zip(self.steps, self.returns, strict=True) if s <= step]
+        return before[-1] if before else None
+
+    def steps_to(self, threshold: float) -> int | None:
+        """The first evaluated step with a return >= ``threshold``; None when never (censored at
+        ``last_step``)."""
+        return next((s for s, ret in zip(self.steps, self.returns, strict=True) if ret >= threshold), None)
+
+    @property
+    def final_return(self) -> float | None:
+        """The return at the budget (None for an unfinished run)."""
+        return self.returns[-1] if self.finished and self.steps and self.steps[-1] == self.last_step else None
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def read_run(folder: str | Path) -> RunRecord:
+    """Read ``<folder>/metrics.csv`` (and config.json, done.json when there) into a RunRecord;
+    the env, algorithm and seed come from the folder's name ``<env>_<algo>_seed<k>``."""
+    folder = Path(folder)
+    match = RUN_FOLDER.fullmatch(folder.name)
+    if match is None:
+        raise ValueError(f"{folder.name!r} is not a run folder name (<env>_<algo>_seed<k>)")
+    metrics = folder / "metrics.csv"
+    if not metrics.is_file():
+        raise ValueError(f"{folder} has no metrics.csv")
+    with open(metrics, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "env_steps" not in rows[0] or "eval_return" not in rows[0]:
+        raise ValueError(f"{metrics} has no rows with env_steps and eval_return")
+    evaluated = [(int(_number(row["env_steps"])), _number(row["eval_return"])) for row in rows]
+    evaluated = [(s, ret) for s, ret in evaluated if not math.isnan(ret)]
+    last_step = int(_number(rows[-1]["env_steps"]))
+    config_file = folder / "config.json"
+    budget = last_step
+    if config_file.is_file():
+        budget = int(json.loads(config_file.read_text()).get("total_steps", last_step))
+    finished = (folder / DONE_NAME).is_file() or last_step >= budget
+    seconds = sum(value for row in rows if not math.isnan(value := _number(row.get("seconds_total"))))
+    return RunRecord(env_id=match["env"], algo=match["algo"], seed=int(match["seed"]), path=folder,
+                     steps=[s for s, _ in evaluated], returns=[ret for _, ret in evaluated],
+                     last_step=last_step, budget=budget, finished=finished, seconds=seconds)
+
+
+def collect_runs(root: str | Path) -> tuple[list[RunRecord], list[str]]:
+    """The run folders directly under ``root`` (sorted by env, algorithm, seed) and the names of
+    the folders that were not run folders (ignored)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder (a sweep's --root, e.g. runs/sweep)")
+    records, ignored = [], []
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
+        if RUN_FOLDER.fullmatch(folder.name) and (folder / "metrics.csv").is_file():
+            records.append(read_run(folder))
+        else:
+            ignored.append(folder.name)
+    algo_order = {name: i for i, name in enumerate(ALGORITHMS)}
+    env_order = {name: i for i, name in enumerate(PRESETS)}
+    records.sort(key=lambda r: (env_order.get(r.env_id, len(env_order)), r.env_id,
+                                algo_order.get(r.algo, len(algo_order)), r.algo, r.seed))
+    return records, ignored
+
+
+def median_steps_to(reached: Sequence[int | None], bounds: Sequence[int]) -> int | str:
+    """The step by which half the seeds had reached the threshold: the ceil(n/2)-th smallest of
+    ``reached`` (None: never, censored at that run's ``bounds`` entry). When fewer than half got
+    there it is only known to lie beyond the smallest censoring bound: ``">N"``."""
+    n = len(reached)
+    if n == 0:
+        return ""
+    got = sorted(step for step in reached if step is not None)
+    k = math.ceil(n / 2)
+    if len(got) >= k:
+        return got[k - 1]
+    return f">{min(bound for step, bound in zip(reached, bounds, strict=True) if step is None)}"
+
+
+def _round(value: float | None, digits: int = 1) -> float | str:
+    if value is None or math.isnan(value):
+        return ""
+    return round(float(value), digits)
+
+
+def report_steps(env_id: str, budget: int, at: Mapping[str, Sequence[int]] | None = None) -> tuple[int, ...]:
+    """The step counts the report gives returns at for ``env_id``: ``at[env_id]`` when given,
+    else :data:`REPORT_STEPS` within ``budget`` (none for a budget below them all)."""
+    if at and env_id in at:
+        return tuple(at[env_id])
+    return tuple(step for step in REPORT_STEPS.get(env_id, ()) if step <= budget)
+
+
+def summarize(records: Sequence[RunRecord], thresholds: Mapping[str, float] | None = None,
+              at: Mapping[str, Sequence[int]] | None = None) -> list[dict[str, Any]]:
+    """One row per (env, algo): seeds, finished seeds, budget, the median/mean/std of the final
+    return (finished runs), the median return at fixed steps, steps to the threshold (median as
+    :func:`median_steps_to`, and per seed with censored runs as ``>N``), training seconds.
+
+    ``thresholds`` override :data:`DEFAULT_THRESHOLDS` per env; ``at`` overrides the fixed steps.
+    """
+    thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault((record.env_id, record.algo), []).append(record)
+    env_budget: dict[str, int] = {}
+    for record in records:
+        env_budget[record.env_id] = max(env_budget.get(record.env_id, 0), record.budget)
+    rows = []
+    for (env, algo), runs in groups.items():
+        finals = [r.final_return for r in runs if r.final_return is not None]
+        budgets = sorted({r.budget for r in runs})
+        row: dict[str, Any] = {
+            "env_id": env, "algo": algo, "seeds": len(runs), "finished": sum(r.finished for r in runs),
+            "budget": budgets[0] if len(budgets) == 1 else "/".join(map(str, budgets)),
+            "final_return_median": _round(float(np.median(finals)) if finals else None),
+            "final_return_mean": _round(float(np.mean(finals)) if finals else None),
+            "final_return_std": _round(float(np.std(finals, ddof=1)) if len(finals) > 1 else None),
+        }
+        for step in report_steps(env, env_budget[env], at):
+            values = [value for r in runs if (value := r.return_at(step)) is not None]
+            row[f"median_return_at_{step}"] = _round(float(np.median(values)) if values else None)
+        threshold = thresholds.get(env)
+        if threshold is not None:
+            reached = [r.steps_to(threshold) for r in runs]
+            bounds = [r.last_step for r in runs]
+            row.update(
+                threshold=threshold,
+                reached=f"{sum(step is not None for step in reached)}/{len(runs)}",
+                steps_to_threshold_median=median_steps_to(reached, bounds),
+                steps_to_threshold=" ".join(f"{r.seed}:{_steps_text(r, threshold)}" for r in runs),
+            )
+        else:
+            row.update(threshold="", reached="", steps_to_threshold_median="", steps_to_threshold="")
+        seconds = [r.seconds for r in runs]
+        row.update(seconds_median=_round(float(np.median(seconds))),
+                   seconds_sum=_round(float(np.sum(seconds))))
+        rows.append(row)
+    return rows
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The union of the rows' keys, the fixed-step columns in step order after the finals."""
+    head = ["env_id", "algo", "seeds", "finished", "budget", "final_return_median", "final_return_mean",
+            "final_return_std"]
+    tail = ["threshold", "reached", "steps_to_threshold_median", "steps_to_threshold", "seconds_median",
+            "seconds_sum"]
+    at = sorted({key for row in rows for key in row if key.startswith("median_return_at_")},
+                key=lambda key: int(key.rsplit("_", 1)[1]))
+    return head + at + tail
+
+
+def _csv_bytes(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(columns), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode()
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` as a plain aligned text table (only the columns some row fills)."""
+    columns = [c for c in columns if any(row.get(c, "") != "" for row in rows)]
+    cells = [[str(c) for c in columns]] + [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+                     for line in cells)
+
+
+def plot_curves(records: Sequence[RunRecord], env_id: str, threshold: float | None = None):
+    """Evaluation return against env steps for one env: a thin line per seed, and per algorithm
+    the mean over seeds with a 95 % bootstrap band (:func:`mbpo_lib.diagnostics.learning_curves`,
+    on the steps all its seeds cover); the paper's points within the runs' steps and the
+    threshold (dotted) for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .diagnostics import PUBLISHED_RESULTS, learning_curves
+    from .plotting import STYLE, series_style
+
+    colors = STYLE["axes.prop_cycle"].by_key()["color"]
+    runs = [r for r in records if r.env_id == env_id and r.steps]
+    methods = {algo.upper(): [(r.steps, r.returns) for r in runs if r.algo == algo]
+               for algo in dict.fromkeys(r.algo for r in runs)}
+    last = max((r.steps[-1] for r in runs), default=0)
+    reference = {name: [(step, ret) for step, ret in points if step <= last]
+                 for name, points in PUBLISHED_RESULTS.get(env_id, {}).items()}
+    with series_style():
+        fig, ax = plt.subplots(figsize=(10.0, 4.5))
+        for i, curves in enumerate(methods.values()):     # learning_curves colours methods in this order
+            for steps, returns in curves:
+                ax.plot(steps, returns, color=colors[i % len(colors)], alpha=0.35, lw=0.8)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.5", ls=":", lw=1, label=f"threshold {threshold:g}")
+        if methods:
+            learning_curves(methods, reference={k: v for k, v in reference.items() if v} or None, ax=ax)
+        ax.set(xlabel="real environment steps (random warm-up included; thin lines: each seed)",
+               title=env_id)
+    return fig
+
+
+def _save_png(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    def write(f) -> None:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+
+    try:
+        _atomic_write(path, write)
+    finally:
+        plt.close(fig)
+
+
+def _steps_text(record: RunRecord, threshold: float | None) -> int | str:
+    if threshold is None:
+        return ""
+    step = record.steps_to(threshold)
+    return step if step is not None else f">{record.last_step}"
+
+
+@dataclass
+class Report:
+    """What :func:`report` wrote: the summary rows, the files, the ignored folder names."""
+
+    rows: list[dict[str, Any]]
+    summary: Path
+    runs: Path
+    copies: list[Path]
+    figures: list[Path]
+    ignored: list[str]
+    table: str
+
+
+def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mapping[str, float] | None = None,
+           at: Mapping[str, Sequence[int]] | None = None, figures: bool = True) -> Report:
+    """Aggregate the run folders under ``root`` into ``out`` (default ``<root>/report``).
+
+    Writes, each atomically: ``sweep_summary.csv`` (:func:`summarize`), ``sweep_runs.csv`` (one
+    row per run), a copy of each run's ``metrics.csv`` as ``<env>_<algo>_seed<k>.csv`` (so results
+    can be committed; ``runs/`` is not) and ``<env>_curves.png`` per env (unless ``figures`` is
+    False). Returns a :class:`Report` whose ``table`` is the summary as text.
+    """
+    records, ignored = collect_runs(root)
+    if not records:
+        raise ValueError(f"no run folders (<env>_<algo>_seed<k> with metrics.csv) in {root}")
+    out = Path(out) if out is not None else Path(root) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve().parent == Path(root).resolve():   # the default <root>/report is no stray folder
+        ignored = [name for name in ignored if name != out.name]
+    merged = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    rows = summarize(records, thresholds, at)
+    columns = _columns(rows)
+    summary = out / SUMMARY_NAME
+    _atomic_write(summary, lambda f: f.write(_csv_bytes(rows, columns)))
+    per_run = [{"env_id": r.env_id, "algo": r.algo, "seed": r.seed, "budget": r.budget,
+                "last_step": r.last_step, "finished": r.finished, "final_return": _round(r.final_return),
+                "threshold": merged.get(r.env_id, ""),
+                "steps_to_threshold": _steps_text(r, merged.get(r.env_id)),
+                "seconds": _round(r.seconds)} for r in records]
+    runs_csv = out / RUNS_NAME
+    _atomic_write(runs_csv, lambda f: f.write(_csv_bytes(per_run, list(per_run[0]))))
+    copies = []
+    for r in records:
+        target = out / f"{run_name(r.env_id, r.algo, r.seed)}.csv"
+        data = (r.path / "metrics.csv").read_bytes()
+        _atomic_write(target, lambda f, data=data: f.write(data))
+        copies.append(target)
+    pictures = []
+    if figures:
+        for env in dict.fromkeys(r.env_id for r in records):
+            path = out / f"{env}_curves.png"
+            _save_png(plot_curves(records, env, merged.get(env)), path)
+            pictures.append(path)
+    blocks = []
+    for env in dict.fromkeys(row["env_id"] for row in rows):
+        env_rows = [row for row in rows if row["env_id"] == env]
+        blocks.append(format_table(env_rows, columns))
+    return Report(rows=rows, summary=summary, runs=runs_csv, copies=copies, figures=pictures, ignored=ignored,
+                  table="\n\n".join(blocks))
