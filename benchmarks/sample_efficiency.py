@@ -3,12 +3,17 @@
 Runs ``python -m mbpo_lib train`` once per (algorithm, seed) with the env's preset and the given
 budget (every real step counted, the random warm-up included), ``--jobs`` processes at a time,
 each with one thread. ``--algo sac`` is the same trainer with real_ratio 1 and one SAC update per
-step. Each run's ``metrics.csv`` is copied to ``results/<env>_<algo>_seed<k>.csv``; a summary
-(``results/<env>_summary.csv``) gives per run the first evaluated step with a mean return at or
-above ``--threshold`` and the final return, and the figure ``figures/<prefix>_sample_efficiency``
+step. Each run's ``metrics.csv`` is copied to
+``results/sample_efficiency/<env>_<algo>_seed<k>.csv``; a summary
+(``results/sample_efficiency/<env>_summary.csv``) gives per run the first evaluated step with a
+mean return at or above ``--threshold``, the final return and the trainer's own wall clock (the sum of its
+epochs' ``seconds_total``), and the figure ``figures/<prefix>_sample_efficiency``
 shows every run's evaluation curve with the mean per algorithm.
 
     .venv/bin/python benchmarks/sample_efficiency.py --env InvertedPendulum-v5 --steps 5000 --seeds 0 1 2
+
+``--reuse`` keeps run folders (under ``runs/sample_efficiency/``) that already reached the budget,
+so a summary can be remade without training again. Results are written atomically.
 
 Issue 6's target: InvertedPendulum-v5 reaches 1000 within 5,000 steps for at least 2 of 3 seeds.
 The last line is ``ratio mbpo_reached_<threshold> <k>/<n>`` (the seeds that got there).
@@ -23,32 +28,47 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(env: str, algo: str, seed: int, steps: int, runs: Path, device: str) -> tuple[str, int, float]:
+def finished_steps(run_dir: Path) -> int:
+    """The last logged env step of a run folder (0 when it has no metrics yet)."""
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return 0
+    rows = read(path)
+    return int(rows[-1]["env_steps"]) if rows else 0
+
+
+def run(env: str, algo: str, seed: int, steps: int, runs: Path, device: str, reuse: bool) -> None:
     run_dir = runs / f"{env}_{algo}_seed{seed}"
+    if reuse and finished_steps(run_dir) == steps:
+        print(f"{algo} seed {seed}: finished run kept ({run_dir})")
+        return
     if run_dir.exists():
         shutil.rmtree(run_dir)
     command = [sys.executable, "-m", "mbpo_lib", "train", "--env", env, "--algo", algo, "--seed", str(seed),
                "--steps", str(steps), "--run-dir", str(run_dir), "--threads", "1", "--no-progress",
                "--checkpoint-every", "0", "--device", device]
     env_vars = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
     done = subprocess.run(command, env=env_vars, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         raise SystemExit(f"{algo} seed {seed} failed:\n{done.stderr[-3000:]}")
-    return algo, seed, time.perf_counter() - start
 
 
 def read(path: Path) -> list[dict[str, float]]:
+    """The numeric columns of a metrics.csv (empty or "nan" cells as NaN; the elites list and
+    the True/False columns left out)."""
+    def number(text: str) -> float | None:
+        try:
+            return float(text) if text not in ("", "nan") else math.nan
+        except ValueError:
+            return None
     with open(path) as f:
-        return [{k: float(v) if v not in ("", "nan") else math.nan for k, v in row.items() if k != "elites"}
-                for row in csv.DictReader(f)]
+        return [{k: x for k, v in row.items() if (x := number(v)) is not None} for row in csv.DictReader(f)]
 
 
 def main() -> None:
@@ -61,30 +81,36 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--figure-prefix", default="05")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a run folder that already reached --steps instead of training it again")
     args = parser.parse_args()
-    runs, results = ROOT / "runs" / "sample_efficiency", ROOT / "results"
-    results.mkdir(exist_ok=True)
+    runs, results = ROOT / "runs" / "sample_efficiency", ROOT / "results" / "sample_efficiency"
+    results.mkdir(parents=True, exist_ok=True)
     jobs = [(algo, seed) for seed in args.seeds for algo in args.algos]
     with ThreadPoolExecutor(args.jobs) as pool:
-        finished = list(pool.map(lambda job: run(args.env, *job, args.steps, runs, args.device), jobs))
-    wall = {(algo, seed): seconds for algo, seed, seconds in finished}
+        list(pool.map(lambda job: run(args.env, *job, args.steps, runs, args.device, args.reuse), jobs))
     curves, summary = {}, []
     for algo, seed in jobs:
         target = results / f"{args.env}_{algo}_seed{seed}.csv"
-        shutil.copyfile(runs / f"{args.env}_{algo}_seed{seed}" / "metrics.csv", target)
+        partial = target.with_suffix(".csv.tmp")
+        shutil.copyfile(runs / f"{args.env}_{algo}_seed{seed}" / "metrics.csv", partial)
+        os.replace(partial, target)
         rows = read(target)
         curves[algo, seed] = [(row["env_steps"], row["eval_return"]) for row in rows]
+        seconds = sum(row["seconds_total"] for row in rows)
         reached = next((int(row["env_steps"]) for row in rows if row["eval_return"] >= args.threshold), None)
         summary.append({"env_id": args.env, "algo": algo, "seed": seed, "budget": args.steps,
                         f"first_step_at_{args.threshold:g}": reached if reached is not None else "",
                         "final_eval_return": rows[-1]["eval_return"],
                         "best_eval_return": max(row["eval_return"] for row in rows),
-                        "wall_seconds": round(wall[algo, seed], 1),
-                        "seconds_per_env_step": round(wall[algo, seed] / args.steps, 4)})
-    with open(results / f"{args.env}_summary.csv", "w", newline="") as f:
+                        "wall_seconds": round(seconds, 1),
+                        "seconds_per_env_step": round(seconds / args.steps, 4)})
+    summary_path = results / f"{args.env}_summary.csv"
+    with open(summary_path.with_suffix(".csv.tmp"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(summary[0]))
         writer.writeheader()
         writer.writerows(summary)
+    os.replace(summary_path.with_suffix(".csv.tmp"), summary_path)
     for row in summary:
         print(", ".join(f"{k}={v}" for k, v in row.items()))
     plot(args, curves)

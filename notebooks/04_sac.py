@@ -724,7 +724,16 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the curves say
 #
-# **Full mode** (the committed figure, 3 seeds × 12,000 steps): FILL
+# **Full mode** (the committed figure, 3 seeds × 12,000 steps, about 30 s a seed on one CPU
+# thread):
+#
+# - the return stays near the random policy's for the first 2,000 steps, climbs between 2,000
+#   and about 6,000, and then holds: the final mean is $-167.6$ (seeds from $-168.6$ to
+#   $-166.4$), above the $-200$ the check asks for;
+# - $\alpha$ falls from 1 to about 0.13 to 0.15 and is still falling slowly at the end: the
+#   policy's entropy reaches its target $-1$ near step 8,000 and the temperature follows it;
+# - the three seeds agree closely once learned: SAC on Pendulum is reliable, which is why it
+#   makes a good first test before MBPO's noisier, model-generated data.
 #
 # **FAST mode** (1 seed × 1,500 steps, 1,000 updates): too short to swing up; it only checks that
 # the loop runs, the losses stay finite and $\alpha$ moves.
