@@ -2,13 +2,16 @@
 #   make lab    set up, then open JupyterLab on notebooks/ (prints the URL when headless)
 #   make test   set up, then ruff + unit tests + every notebook under nbmake in FAST mode
 #   make sync   re-pair every notebook with its jupytext .py after an edit
+#   make slides execute every notebook into build/ and export offline reveal.js decks to
+#               build/slides/ and build/mbpo-slides.zip (full budgets; MBPO_FAST=1 for a quick
+#               deck; NB="03 05" for some notebooks only)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Workers for pytest-xdist: 2 at most (notebook kernels race for ports beyond that).
 JOBS   ?= 2
 
-.PHONY: venv lab test lint sync clean bench
+.PHONY: venv lab test lint sync slides clean bench
 
 venv:
 	$(PYTHON) scripts/bootstrap_venv.py --venv $(VENV)
@@ -22,8 +25,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 # FAST budgets, one torch thread per worker, figures into a temp folder (the committed
-# figures/ is never touched by a test run). The browser test runs on its own afterwards: its
-# Voila kernel starting beside the notebooks' kernels timed out under load.
+# figures/ is never touched by a test run). The browser tests (the widget in Voila, the slide
+# decks) run on their own afterwards: a Voila kernel starting beside the notebooks' kernels timed
+# out under load.
 test: lint
 	@figs=$$(mktemp -d) && trap 'rm -rf "$$figs"' EXIT && \
 	MBPO_FAST=1 MBPO_FIGURES_DIR="$$figs" OMP_NUM_THREADS=1 \
@@ -34,6 +38,12 @@ test: lint
 
 sync: venv
 	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
+
+# Lecture decks (scripts/build_slides.py): reveal.js, MathJax, require.js and jQuery come from the
+# npm registry into build/ (npm needed), so a deck opens from file:// with no network.
+NB ?=
+slides: venv
+	$(PY) scripts/build_slides.py $(NB)
 
 # The benchmarks: the dynamics model against mbrl-lib 0.2.0 and SAC's update against
 # stable-baselines3 (the bench extra), each measured in the same run. mbrl pins an

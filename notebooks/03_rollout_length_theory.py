@@ -266,7 +266,7 @@ print(f"rho = {rho:.3f}, real k* = {k_real:.2f} (approximation {approx:.2f}), in
 # and a chosen $k$, and puts the simplified penalty next to it. This is the static picture of
 # the widget that follows (a static copy of the notebook shows only this one).
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "subslide"}
 readout = mbpo_lib.bound_vs_k_figure(k=3, eps_m=eps_m_new, eps_pi=eps_pi, gamma=gamma)
 mbpo_lib.save_figure(readout.figure, "03_bound_vs_k")
 plt.show()

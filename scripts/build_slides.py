@@ -1,0 +1,488 @@
+"""Build the lecture decks: execute each notebook, export reveal.js slides that work offline.
+
+    .venv/bin/python scripts/build_slides.py                 # every notebook, full budgets
+    MBPO_FAST=1 .venv/bin/python scripts/build_slides.py     # FAST budgets: a quick deck
+    .venv/bin/python scripts/build_slides.py 03 05           # some notebooks only
+    .venv/bin/python scripts/build_slides.py --no-execute    # re-export build/executed/ copies
+
+Steps (``make slides`` runs the first form):
+
+1. Vendor the browser assets. reveal.js 4, MathJax 2, require.js and jQuery are fetched from the
+   npm registry with ``npm pack`` into a cache (``build/npm-cache/``, reused while its tarballs
+   match the pinned integrity hashes) and unpacked, only the files a deck loads, into
+   ``build/slides/vendor/``. nbconvert's URL options point at these relative paths.
+2. Execute each notebook with nbclient (kernel ``python3``, the notebooks' folder as working
+   directory, ``MBPO_FIGURES_DIR`` set to a temporary folder so the committed ``figures/`` is
+   never overwritten, a timeout per cell) into ``build/executed/``. ``MBPO_FAST`` is passed on to
+   the kernel as it is set here.
+3. Export each executed copy with nbconvert's ``SlidesExporter`` into
+   ``build/slides/<name>.slides.html``, using the cells' ``slideshow`` metadata: ``skip`` cells
+   (the setup cell, the widget cell of notebook 03) are left out, ``notes`` cells become reveal's
+   speaker notes (``<aside class="notes">``, press ``s`` in a deck).
+4. Make the page offline: nbconvert's reveal template also loads Mermaid from a CDN (a module
+   script, dropped: no notebook draws Mermaid diagrams) and widget state would load the widget
+   manager from unpkg (dropped: a deck has no kernel, a widget output shows its text form). Links
+   and images in the notebooks' text that point at the internet (the Open-in-Colab badge) become
+   plain text with the address as a tooltip. The result is checked: a deck that still refers to
+   ``http(s)://`` for a ``src``, ``href``, CSS ``url()`` or import is an error.
+5. Write ``build/slides/index.html`` (a list of the decks) and zip ``build/slides/`` to
+   ``build/mbpo-slides.zip`` for lecturers.
+
+Needs ``npm`` (Node.js) on the PATH for step 1, and the venv's nbconvert, nbclient and ipykernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO / "notebooks"
+DEFAULT_BUILD = REPO / "build"
+ZIP_NAME = "mbpo-slides.zip"
+REVEAL_THEME = "white"  # reveal's "simple" (nbconvert's default) imports Google Fonts; "white" is local
+
+
+@dataclass(frozen=True)
+class VendorPackage:
+    """One npm package copied into ``vendor/<folder>``: only the files a deck loads.
+
+    ``keep`` holds path prefixes inside the package (a prefix ending in ``/`` keeps a folder).
+    ``integrity`` is the registry's SRI hash of the tarball: a cached tarball that does not match
+    it is fetched again, and a fetched one that does not match it is an error.
+    """
+
+    name: str
+    version: str
+    integrity: str
+    folder: str
+    keep: tuple[str, ...]
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def tarball(self) -> str:
+        return f"{self.name.replace('/', '-').lstrip('@')}-{self.version}.tgz"
+
+    def keeps(self, path: str) -> bool:
+        return any(path == k or (k.endswith("/") and path.startswith(k)) for k in self.keep)
+
+
+VENDOR = (
+    VendorPackage(
+        "reveal.js", "4.6.1",
+        "sha512-1CW0auaXNPmwmvQ7TwpszwVxMi2Xr5cTS3J3EBC/HHgbPF32Dn7aiu/LKWDOGjMbaDwKQiGmfqcoGQ74HUHCMw==",
+        "reveal.js",
+        ("LICENSE", "dist/reveal.js", "dist/reveal.css", f"dist/theme/{REVEAL_THEME}.css",
+         "dist/theme/fonts/", "plugin/notes/notes.js"),
+    ),
+    VendorPackage(
+        # TeX input and CommonHTML output (nbconvert's "TeX-AMS_CHTML-full,Safe" configuration) with
+        # the TeX web fonts; the other outputs, fonts, languages and the unpacked sources stay out.
+        "mathjax", "2.7.9",
+        "sha512-NOGEDTIM9+MrsqnjPEjVGNx4q0GQxqm61yQwSK+/5S59i26wId5IC5gNu9/bu8+CCVl5p9G2IHcAl/wJa+5+BQ==",
+        "mathjax",
+        ("LICENSE", "MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "config/local/",
+         "extensions/", "jax/input/TeX/", "jax/output/CommonHTML/", "jax/output/PreviewHTML/",
+         "jax/output/NativeMML/", "jax/element/", "localization/en/", "fonts/HTML-CSS/TeX/woff/"),
+    ),
+    VendorPackage(
+        "requirejs", "2.3.7",
+        "sha512-DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0JPVHJ0pyBkM1z+pDsw==",
+        "requirejs",
+        ("require.js",),
+    ),
+    VendorPackage(
+        "jquery", "3.7.1",
+        "sha512-m4avr8yL8kmFN8psrbFFFmB/If14iN5o9nw/NgnnM+kybDJpRsAynV2BsfpTYrTRysYUdADVD7CkUUizgkpLfg==",
+        "jquery",
+        ("LICENSE.txt", "dist/jquery.min.js"),
+    ),
+)
+
+# nbconvert's URL options, relative to the deck (decks and vendor/ sit side by side).
+URL_OPTIONS = {
+    # reveal_scroll: a slide taller than the screen (code and a figure) scrolls instead of being cut
+    "SlidesExporter": {"reveal_url_prefix": "vendor/reveal.js", "reveal_theme": REVEAL_THEME,
+                       "reveal_scroll": True},
+    "HTMLExporter": {
+        "mathjax_url": "vendor/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
+        "require_js_url": "vendor/requirejs/require.js",
+        "jquery_url": "vendor/jquery/dist/jquery.min.js",
+    },
+}
+
+# The reveal template minus its Mermaid module script, which imports Mermaid from a CDN. No notebook
+# draws Mermaid diagrams, and a module script cannot load from file:// anyway.
+SLIDES_TEMPLATE_NAME = "mbpo_offline_reveal.html.j2"
+SLIDES_TEMPLATE = """{%- extends 'reveal/index.html.j2' -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<style type="text/css">
+/* Links to the internet are plain text in an offline deck; the address is the tooltip. */
+.mbpo-external { border-bottom: 1px dotted currentColor; cursor: help; }
+</style>
+{%- endblock html_head_css -%}
+"""
+
+EXTERNAL = r"""(?:https?:)?//"""
+EXTERNAL_REFERENCE = re.compile(
+    r"""\b(?:src|href)\s*=\s*["']?\s*""" + EXTERNAL          # <img src=..>, <a href=..>, <link href=..>
+    + r"""|url\(\s*["']?\s*""" + EXTERNAL                     # CSS url(...)
+    + r"""|@import\s+(?:url\(\s*)?["']?\s*""" + EXTERNAL      # CSS @import
+    + r"""|\bimport\b[^;'"]*?\bfrom\s*["']""" + EXTERNAL,    # JS module import
+    re.IGNORECASE,
+)
+EXTERNAL_LINK = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["'](https?://[^"']*)["'][^>]*>(.*?)</a\s*>""",
+                           re.IGNORECASE | re.DOTALL)
+EXTERNAL_IMAGE = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["'](https?://[^"']*)["'][^>]*>""", re.IGNORECASE)
+IMAGE_ALT = re.compile(r"""\balt\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+
+
+class BuildError(RuntimeError):
+    """A step of the build failed; the message says which notebook or file and why."""
+
+
+# --- choosing notebooks and the mode --------------------------------------------------------------
+
+def all_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The series' notebooks, ``NN_name.ipynb``, in order."""
+    return sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def select_notebooks(names: list[str], notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The notebooks named by ``names`` (``03``, ``03_rollout_length_theory`` or a path); all if empty.
+
+    Raises ``BuildError`` naming every value that matches no notebook, or more than one.
+    """
+    available = all_notebooks(notebooks_dir)
+    if not names:
+        return available
+    chosen, bad = [], []
+    for name in names:
+        stem = Path(name).name.removesuffix(".ipynb").removesuffix(".py")
+        matches = [nb for nb in available if nb.stem == stem or nb.stem.split("_", 1)[0] == stem]
+        if len(matches) != 1:
+            bad.append(name)
+        elif matches[0] not in chosen:
+            chosen.append(matches[0])
+    if bad:
+        raise BuildError(f"no single notebook matches {', '.join(map(repr, bad))}; "
+                         f"choose from {', '.join(nb.stem for nb in available)} (or their numbers)")
+    return chosen
+
+
+def read_fast_mode() -> bool:
+    """``MBPO_FAST`` read by the series' one reader, ``mbpo_lib.fast_mode()`` (bad values raise)."""
+    sys.path.insert(0, str(REPO))
+    try:
+        import mbpo_lib
+    finally:
+        sys.path.remove(str(REPO))
+    return mbpo_lib.fast_mode()
+
+
+# --- step 1: vendored browser assets --------------------------------------------------------------
+
+def sri_sha512(path: Path) -> str:
+    """The Subresource-Integrity string (``sha512-<base64>``) npm records for a tarball."""
+    digest = hashlib.sha512()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha512-" + base64.b64encode(digest.digest()).decode()
+
+
+def fetch_tarball(package: VendorPackage, cache_dir: Path, npm: str = "npm") -> Path:
+    """The package's tarball from the cache, fetched with ``npm pack`` when missing or damaged."""
+    cache_dir = cache_dir.resolve()
+    cached = cache_dir / package.tarball
+    if cached.exists() and sri_sha512(cached) == package.integrity:
+        return cached
+    if shutil.which(npm) is None:
+        raise BuildError(f"{npm!r} is not on the PATH: install Node.js (npm) to fetch {package.spec} "
+                         f"from the npm registry, or put {package.tarball} into {cache_dir}")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        result = subprocess.run([npm, "pack", package.spec, "--pack-destination", tmp, "--silent"],
+                                capture_output=True, text=True, cwd=tmp)
+        packed = Path(tmp) / package.tarball
+        if result.returncode != 0 or not packed.exists():
+            raise BuildError(f"npm pack {package.spec} failed (exit {result.returncode}): "
+                             f"{(result.stderr or result.stdout).strip()[-2000:]}")
+        got = sri_sha512(packed)
+        if got != package.integrity:
+            raise BuildError(f"{package.spec} from the registry has integrity {got}, "
+                             f"expected {package.integrity}")
+        os.replace(packed, cached)  # atomic: an interrupted fetch never leaves a half tarball
+    return cached
+
+
+def unpack(package: VendorPackage, tarball: Path, vendor_dir: Path) -> int:
+    """Copy the kept files of ``tarball`` (its ``package/`` folder) into ``vendor_dir/<folder>``."""
+    target = vendor_dir / package.folder
+    if target.exists():
+        shutil.rmtree(target)
+    count = 0
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in tar.getmembers():
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) < 2 or ".." in parts or Path(member.name).is_absolute():
+                continue
+            inner = "/".join(parts[1:])  # drop the tarball's top folder, "package/"
+            if not package.keeps(inner):
+                continue
+            destination = target / inner
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(member) as source, open(destination, "wb") as out:
+                shutil.copyfileobj(source, out)
+            count += 1
+    missing = [k for k in package.keep if not k.endswith("/") and not (target / k).is_file()]
+    if missing:
+        raise BuildError(f"{package.spec} has no {', '.join(missing)}: the pinned version changed layout")
+    return count
+
+
+def vendor_assets(vendor_dir: Path, cache_dir: Path, npm: str = "npm") -> None:
+    """Fill ``vendor_dir`` with the pinned packages and write ``VERSIONS.txt`` beside them."""
+    vendor_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["Browser assets of the decks, from the npm registry (each package's licence is inside):"]
+    for package in VENDOR:
+        files = unpack(package, fetch_tarball(package, cache_dir, npm), vendor_dir)
+        lines.append(f"{package.spec:<18} {files:5d} files  {package.integrity}")
+    (vendor_dir / "VERSIONS.txt").write_text("\n".join(lines) + "\n")
+    problems = [f"{css.relative_to(vendor_dir)}: {m.group(0)!r}" for css in sorted(vendor_dir.rglob("*.css"))
+                for m in EXTERNAL_REFERENCE.finditer(css.read_text(errors="replace"))]
+    if problems:
+        raise BuildError("vendored style sheets load from the internet: " + "; ".join(problems))
+
+
+# --- step 2: execution ----------------------------------------------------------------------------
+
+def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool) -> float:
+    """Run ``notebook`` top to bottom in a fresh ``python3`` kernel; write the result to ``executed``.
+
+    The kernel starts in the notebooks' folder, with ``MBPO_FIGURES_DIR`` pointing at a temporary
+    folder. A failing cell (unless tagged ``raises-exception``) stops the build; the partly
+    executed copy is still written, so its outputs show what went wrong. Returns the seconds taken.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    nb = nbformat.read(notebook, as_version=4)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    previous = os.environ.get("MBPO_FIGURES_DIR")
+    with tempfile.TemporaryDirectory(prefix="mbpo_slides_figures_") as figures:
+        os.environ["MBPO_FIGURES_DIR"] = figures
+        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(notebook.parent)}})
+        try:
+            client.execute()
+        except (CellExecutionError, CellTimeoutError) as error:
+            nb.metadata["mbpo_slides"] = {"fast": fast, "failed": True}  # --no-execute refuses it
+            nbformat.write(nb, executed)
+            raise BuildError(f"{notebook.name} failed while executing (partial copy in {executed}):\n"
+                             f"{str(error)[-3000:]}") from None
+        finally:
+            if previous is None:
+                os.environ.pop("MBPO_FIGURES_DIR", None)
+            else:
+                os.environ["MBPO_FIGURES_DIR"] = previous
+    nb.metadata["mbpo_slides"] = {"fast": fast, "seconds": round(time.perf_counter() - start, 1)}
+    nbformat.write(nb, executed)
+    return time.perf_counter() - start
+
+
+# --- steps 3 and 4: export and offline clean-up ---------------------------------------------------
+
+def deck_title(nb) -> str:
+    """The notebook's first heading (``03 · How long may a model rollout be?``), else its name."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return ""
+
+
+def offline_links(page: str) -> str:
+    """Turn links and images that point at the internet into plain text with the address as tooltip.
+
+    ``<img src="https://...">`` becomes its alt text (``span.mbpo-external-image``; the Colab badge
+    reads "Open In Colab"), ``<a href="https://...">text</a>`` its text in a ``span.mbpo-external``
+    whose ``title`` holds the address.
+    """
+    def image(match: re.Match) -> str:
+        alt = IMAGE_ALT.search(match.group(0))
+        return f'<span class="mbpo-external-image">{alt.group(1) if alt and alt.group(1) else "image"}</span>'
+
+    def link(match: re.Match) -> str:
+        return f'<span class="mbpo-external" title="{html.escape(match.group(1))}">{match.group(2)}</span>'
+
+    return EXTERNAL_LINK.sub(link, EXTERNAL_IMAGE.sub(image, page))
+
+
+def external_references(page: str) -> list[str]:
+    """Every place in ``page`` that would load from, or link to, the internet (empty when offline)."""
+    return [page[max(0, m.start() - 40):m.end() + 60].replace("\n", " ")
+            for m in EXTERNAL_REFERENCE.finditer(page)]
+
+
+def slides_exporter():
+    """nbconvert's ``SlidesExporter`` with the vendored URLs and the offline template."""
+    from jinja2 import DictLoader
+    from nbconvert import SlidesExporter
+    from traitlets.config import Config
+
+    return SlidesExporter(config=Config(URL_OPTIONS), template_file=SLIDES_TEMPLATE_NAME,
+                          extra_loaders=[DictLoader({SLIDES_TEMPLATE_NAME: SLIDES_TEMPLATE})])
+
+
+def export_deck(executed: Path, deck: Path, exporter=None) -> dict:
+    """Export one executed notebook to an offline reveal.js deck; return a few counts about it.
+
+    Raises ``BuildError`` if the deck still refers to the internet.
+    """
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    if nb.metadata.get("mbpo_slides", {}).get("failed"):
+        raise BuildError(f"{executed} stopped at an error when it was executed: execute it again "
+                         f"(without --no-execute)")
+    nb.metadata.pop("widgets", None)  # no widget manager from unpkg: widget outputs show as text
+    nb.metadata["title"] = deck_title(nb) or executed.stem
+    exporter = exporter or slides_exporter()
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    body = offline_links(body)
+    left = external_references(body)
+    if left:
+        raise BuildError(f"{deck.name} still refers to the internet:\n  " + "\n  ".join(left))
+    deck.parent.mkdir(parents=True, exist_ok=True)
+    deck.write_text(body, encoding="utf-8")
+    slide_types = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in nb.cells]
+    return {"title": nb.metadata["title"], "fast": nb.metadata.get("mbpo_slides", {}).get("fast"),
+            "slides": sum(t in ("slide", "subslide") for t in slide_types),
+            "notes": body.count('<aside class="notes">'), "notes_cells": slide_types.count("notes")}
+
+
+# --- step 5: index and zip ------------------------------------------------------------------------
+
+def write_index(slides_dir: Path) -> Path:
+    """``index.html``: one link per deck found in ``slides_dir``, by the deck's title."""
+    items = []
+    for deck in sorted(slides_dir.glob("*.slides.html")):
+        match = re.search(r"<title>(.*?) slides</title>", deck.read_text(encoding="utf-8"), re.DOTALL)
+        title = match.group(1).strip() if match else deck.stem
+        items.append(f'  <li><a href="{deck.name}">{title}</a></li>')
+    page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+            "<title>MBPO lecture slides</title></head>\n<body>\n<h1>MBPO lecture slides</h1>\n"
+            "<p>Open a deck; it works without a network. Arrow keys move, <kbd>s</kbd> opens the "
+            "speaker notes, <kbd>Esc</kbd> the overview.</p>\n<ul>\n" + "\n".join(items)
+            + "\n</ul>\n</body>\n</html>\n")
+    index = slides_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def zip_slides(slides_dir: Path, archive: Path) -> Path:
+    """Zip ``slides_dir`` (decks, index and vendor/) into ``archive`` under a ``mbpo-slides/`` folder."""
+    partial = archive.with_suffix(".zip.part")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(slides_dir.rglob("*")):
+            if path.is_file():
+                zf.write(path, Path("mbpo-slides") / path.relative_to(slides_dir))
+    os.replace(partial, archive)
+    return archive
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def build(notebooks: list[Path], build_dir: Path, cache_dir: Path, execute_first: bool, fast: bool,
+          cell_timeout: int, npm: str = "npm", log=print) -> dict[str, dict]:
+    """Run the whole build for ``notebooks``; return the export counts per deck name."""
+    executed_dir, slides_dir = build_dir / "executed", build_dir / "slides"
+    missing = [str(executed_dir / nb.name) for nb in notebooks if not (executed_dir / nb.name).exists()]
+    if not execute_first and missing:
+        raise BuildError(f"--no-execute needs executed copies, and {', '.join(missing)} "
+                         f"{'does' if len(missing) == 1 else 'do'} not exist: run without --no-execute first")
+    start = time.perf_counter()
+    vendor_assets(slides_dir / "vendor", cache_dir, npm)
+    log(f"vendor: {', '.join(p.spec for p in VENDOR)} in {slides_dir / 'vendor'} "
+        f"({time.perf_counter() - start:.1f} s)")
+    exporter, decks = slides_exporter(), {}
+    for notebook in notebooks:
+        executed = executed_dir / notebook.name
+        if execute_first:
+            seconds = execute(notebook, executed, cell_timeout, fast)
+            log(f"executed {notebook.name} ({'FAST' if fast else 'full'} mode) in {seconds:.0f} s")
+        deck = slides_dir / f"{notebook.stem}.slides.html"
+        info = export_deck(executed, deck, exporter)
+        decks[deck.name] = info
+        mode = {True: "FAST", False: "full"}.get(info["fast"], "unknown")
+        log(f"exported {deck.relative_to(build_dir)}: {info['slides']} slides, {info['notes']} speaker "
+            f"notes, executed in {mode} mode")
+        if info["notes"] != info["notes_cells"]:
+            raise BuildError(f"{deck.name}: {info['notes_cells']} notes cells but "
+                             f"{info['notes']} speaker notes")
+    write_index(slides_dir)
+    archive = zip_slides(slides_dir, build_dir / ZIP_NAME)
+    log(f"wrote {archive} ({archive.stat().st_size / 1e6:.1f} MB); "
+        f"{time.perf_counter() - start:.0f} s in all")
+    return decks
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                        help="notebooks to build, by number (03), name or path; default: all")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="export the copies already executed in BUILD_DIR/executed/")
+    parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD,
+                        help="where executed/, slides/ and the zip go (default: build/)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="where the npm tarballs are cached (default: BUILD_DIR/npm-cache)")
+    parser.add_argument("--cell-timeout", type=int, default=None,
+                        help="seconds a cell may run (default: 900 in FAST mode, 86400 in full mode)")
+    parser.add_argument("--npm", default="npm", help="the npm command (default: npm)")
+    args = parser.parse_args(argv)
+    if args.cell_timeout is not None and args.cell_timeout <= 0:
+        parser.error(f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        notebooks = select_notebooks(args.notebooks)
+        fast = read_fast_mode()
+        timeout = args.cell_timeout or (900 if fast else 86400)
+        build_dir = args.build_dir.resolve()
+        cache_dir = (args.cache_dir or build_dir / "npm-cache").resolve()
+        build(notebooks, build_dir, cache_dir, not args.no_execute, fast, timeout, args.npm,
+              log=lambda message: print(message, flush=True))
+    except (BuildError, ValueError) as error:
+        print(f"build_slides: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The lecture decks: exported in FAST mode, then opened offline from file:// in headless Chromium.
+
+``scripts/build_slides.py`` runs once for the whole module (every notebook executed once, in FAST
+mode, into a temporary folder; the npm tarballs cached in ``build/npm-cache/``), then:
+
+- no ``src=`` or ``href=`` in any deck points at ``http``;
+- each deck has at least as many ``<section>``s as slide cells, and one ``<aside class="notes">``
+  per ``notes`` cell;
+- the widget cell of notebook 03 is left out, its static figure shown on a slide before it;
+- each deck opens from ``file://`` in Chromium with every request to the network refused: reveal.js
+  starts, MathJax typesets every equation (checked in full on the theory deck, notebook 03), no
+  TeX is left raw, and the page logs no errors and no failed requests.
+
+Screenshots go to a ``slides_screenshots`` folder under pytest's temp folder (the path is
+printed). ``MBPO_SLIDES_BUILD=build`` runs the same checks on an existing build instead, e.g. the
+full-mode decks of ``make slides``.
+
+Like the widget's browser test, this needs Debian's Chromium at /usr/bin/chromium and skips
+without it, unless ``MBPO_REQUIRE_BROWSER=1`` (set by ``.ci/run``), where a missing browser is a
+failure. The build also needs ``npm`` (Node.js) on the PATH, as ``make slides`` does.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "build_slides.py"
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+THEORY = "03_rollout_length_theory"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BUILD_TIMEOUT = 2400  # seconds for executing every notebook in FAST mode on a loaded 2-core machine
+ONLINE = re.compile(r"""\b(?:src|href)\s*=\s*["']?\s*http""", re.IGNORECASE)
+
+# The build runs in the first test that needs it: give that test the build's time as well.
+pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 600)
+
+
+def require_chromium() -> None:
+    try:
+        import playwright.sync_api  # noqa: F401
+        have_playwright = True
+    except ImportError:
+        have_playwright = False
+    if CHROMIUM.exists() and have_playwright:
+        return
+    reason = f"needs {CHROMIUM} (Debian's chromium) and playwright in this venv"
+    if os.environ.get("MBPO_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"MBPO_REQUIRE_BROWSER=1 but the slides' browser test cannot run: {reason}")
+    pytest.skip(reason)
+
+
+def slide_types(notebook: Path) -> list[str]:
+    return [c.metadata.get("slideshow", {}).get("slide_type", "-")
+            for c in nbformat.read(notebook, as_version=4).cells]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("slides_screenshots")
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory) -> Path:
+    """Every notebook executed in FAST mode and exported; the build folder.
+
+    ``MBPO_SLIDES_BUILD=build`` checks an existing build instead (e.g. the full-mode decks of
+    ``make slides``) and builds nothing.
+    """
+    require_chromium()
+    existing = os.environ.get("MBPO_SLIDES_BUILD")
+    if existing:
+        if not (Path(existing) / "slides").is_dir():
+            pytest.fail(f"MBPO_SLIDES_BUILD={existing!r} has no slides/ folder: run `make slides` first")
+        return Path(existing).resolve()
+    out = tmp_path_factory.mktemp("slides_build")
+    env = {**os.environ, "MBPO_FAST": "1", "OMP_NUM_THREADS": "1"}
+    start = time.monotonic()
+    command = [sys.executable, str(SCRIPT), "--build-dir", str(out),
+               "--cache-dir", str(REPO / "build" / "npm-cache")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    output = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, f"build_slides.py failed:\n{output}"
+    print(f"\nbuilt {len(NOTEBOOKS)} FAST decks in {time.monotonic() - start:.0f} s into {out}")
+    print(result.stdout)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(build):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def deck_path(build: Path, notebook: Path) -> Path:
+    return build / "slides" / f"{notebook.stem}.slides.html"
+
+
+# --- the files ----------------------------------------------------------------------------------
+
+def test_a_deck_per_notebook_an_index_and_the_zip(build):
+    with zipfile.ZipFile(build / "mbpo-slides.zip") as zf:
+        names = set(zf.namelist())
+    expected = {f"mbpo-slides/{nb.stem}.slides.html" for nb in NOTEBOOKS} | {
+        "mbpo-slides/index.html",
+        "mbpo-slides/vendor/reveal.js/dist/reveal.js",
+        "mbpo-slides/vendor/reveal.js/plugin/notes/notes.js",
+        "mbpo-slides/vendor/mathjax/MathJax.js",
+        "mbpo-slides/vendor/requirejs/require.js",
+        "mbpo-slides/vendor/jquery/dist/jquery.min.js",
+    }
+    assert expected - names == set()
+    index = (build / "slides" / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{nb.stem}.slides.html"' in index for nb in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_src_or_href_points_at_http(build, notebook):
+    page = deck_path(build, notebook).read_text(encoding="utf-8")
+    assert [page[m.start() - 60:m.end() + 80] for m in ONLINE.finditer(page)] == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_sections_for_every_slide_cell_and_notes_for_every_notes_cell(build, notebook):
+    page = deck_path(build, notebook).read_text(encoding="utf-8")
+    types = slide_types(notebook)
+    slide_cells = sum(t in ("slide", "subslide") for t in types)
+    assert page.count("<section") >= slide_cells > 0
+    assert page.count('<aside class="notes">') == types.count("notes")
+
+
+def test_the_widget_cell_is_skipped_and_its_static_figure_shown_before_it(build):
+    executed = nbformat.read(build / "executed" / f"{THEORY}.ipynb", as_version=4)
+    page = deck_path(build, REPO / "notebooks" / f"{THEORY}.ipynb").read_text(encoding="utf-8")
+    index = next(i for i, c in enumerate(executed.cells) if "widget" in c.metadata.get("tags", []))
+    widget = executed.cells[index]
+    assert widget.metadata["slideshow"]["slide_type"] == "skip"
+    assert widget.outputs, "the widget cell did not run"
+    figure_cell = next(c for c in reversed(executed.cells[:index]) if c.cell_type == "code")
+    assert figure_cell.metadata["slideshow"]["slide_type"] not in ("skip", "notes")
+    png = next(o["data"]["image/png"] for o in figure_cell.outputs if "image/png" in o.get("data", {}))
+    figure_at = page.find(png.strip()[:400])
+    assert figure_at > 0, "the static figure before the widget is not on the slides"
+    assert page.find("Try it with the widget") > figure_at
+    assert "mbpo_lib.k_vs_error_widget()" not in page
+    assert "application/vnd.jupyter.widget" not in page  # no widget view, no widget state
+
+
+# --- in the browser ---------------------------------------------------------------------------
+
+SLIDE_OF_TEXT = """text => {
+    const slides = [...document.querySelectorAll('.reveal .slides > section')];
+    for (const [h, slide] of slides.entries()) {
+        const inner = [...slide.querySelectorAll(':scope > section')];
+        for (const [v, section] of inner.entries()) {
+            if (section.textContent.includes(text)) return [h, v];
+        }
+    }
+    return null;
+}"""
+
+# Text outside typeset math that still looks like TeX: MathJax missed it.
+RAW_TEX = r"""() => {
+    const tex = /\$\$|\$[^$\n]+\$|\\(frac|varepsilon|gamma|eta|hat|mathbb|le|ge|underbrace)\b/;
+    const found = [];
+    for (const root of document.querySelectorAll('.jp-RenderedMarkdown')) {
+        const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            if (node.parentElement.closest('script, style, code, pre, .MathJax_CHTML, .MJX_Assistive_MathML'))
+                continue;
+            if (tex.test(node.textContent)) found.push(node.textContent.slice(0, 120));
+        }
+    }
+    return found;
+}"""
+
+MATHJAX_DONE = """() => new Promise(done => MathJax.Hub.Queue(() => done({
+    sources: document.querySelectorAll('script[type^="math/tex"]').length,
+    typeset: MathJax.Hub.getAllJax().length,
+    rendered: document.querySelectorAll('.MathJax_CHTML').length,
+    // a TeX error shows as its source (noErrors), an unknown macro as red text (noUndefined)
+    errors: [...document.querySelectorAll('.mjx-noError, .mjx-merror, .MathJax_Error, .mjx-mtext')]
+        .filter(e => !e.classList.contains('mjx-mtext') || e.style.color === 'red')
+        .map(e => e.textContent.slice(0, 80)),
+})))"""
+
+# Reveal is an AMD module here (the page loads it with require.js); ask require.js for it.
+REVEAL_STATE = """() => new Promise(done => require(['vendor/reveal.js/dist/reveal.js'], R => {
+    const withNotes = [...document.querySelectorAll('.reveal .slides > section > section')]
+        .filter(s => s.querySelector('aside.notes'));
+    done({ready: R.isReady(), slides: R.getTotalSlides(), sectionsWithNotes: withNotes.length,
+          notesShown: withNotes.filter(s => (R.getSlideNotes(s) || '').trim().length > 0).length});
+}))"""
+
+GO_TO = """([h, v]) => new Promise(done => require(['vendor/reveal.js/dist/reveal.js'], R => {
+    R.slide(h, v, 99);  // every fragment shown
+    MathJax.Hub.Queue(() => setTimeout(done, 800));
+}))"""
+
+
+def open_deck(browser, deck: Path):
+    """A page with the deck loaded; network requests refused and listed with every error."""
+    problems: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+
+    def offline(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            problems.append(f"request to the network: {route.request.url}")
+            route.abort()
+
+    page.route("**/*", offline)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None)
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
+    page.goto(deck.as_uri(), wait_until="load", timeout=120_000)
+    page.wait_for_selector(".reveal.ready", timeout=120_000)
+    return page, problems
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_deck_opens_offline_in_chromium_with_its_math_typeset(build, browser, shots, notebook):
+    page, problems = open_deck(browser, deck_path(build, notebook))
+    math = page.evaluate(MATHJAX_DONE)
+    reveal = page.evaluate(REVEAL_STATE)
+    raw_tex = page.evaluate(RAW_TEX)
+    page.screenshot(path=str(shots / f"{notebook.stem}-title.png"))
+    if notebook.stem == THEORY:
+        for text, name in (("Theorem 4.3:", "theorem-4.3"), ("Theorem 4.3 from scratch", "from-scratch"),
+                           ("bound_vs_k_figure(k=3", "static-figure"), ("Exercises", "exercises")):
+            where = page.evaluate(SLIDE_OF_TEXT, text)
+            assert where is not None, f"no slide shows {text!r}"
+            page.evaluate(GO_TO, where)
+            page.screenshot(path=str(shots / f"{notebook.stem}-{name}.png"))
+    page.close()
+    print(f"screenshots in {shots}")
+
+    types = slide_types(notebook)
+    assert problems == [], "\n".join(problems)
+    assert reveal["ready"] and reveal["slides"] >= sum(t in ("slide", "subslide") for t in types), reveal
+    # reveal's notes plugin (the speaker view, key s) finds the notes of every slide that has some
+    assert reveal["notesShown"] == reveal["sectionsWithNotes"] >= min(1, types.count("notes")), reveal
+    assert math["errors"] == [], math["errors"]
+    assert math["typeset"] == math["sources"] == math["rendered"], math  # every equation rendered
+    assert raw_tex == [], raw_tex
+    if notebook.stem == THEORY:
+        assert math["typeset"] > 100, math  # the theory deck is mostly equations

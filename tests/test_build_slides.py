@@ -1,0 +1,68 @@
+"""The slide build's own logic, without a kernel, npm or a browser (tests/browser/test_slides.py
+builds and opens the real decks)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("build_slides", REPO / "scripts" / "build_slides.py")
+build_slides = importlib.util.module_from_spec(_spec)
+sys.modules["build_slides"] = build_slides
+_spec.loader.exec_module(build_slides)
+
+
+def test_notebooks_are_chosen_by_number_name_or_path():
+    everything = build_slides.select_notebooks([])
+    assert [nb.stem[:2] for nb in everything] == sorted(nb.stem[:2] for nb in everything)
+    chosen = build_slides.select_notebooks(["03", "notebooks/00_overview.ipynb", "03_rollout_length_theory"])
+    assert [nb.stem for nb in chosen] == ["03_rollout_length_theory", "00_overview"]
+
+
+def test_an_unknown_notebook_is_an_error_naming_it_and_the_choices():
+    with pytest.raises(build_slides.BuildError, match=r"'99', 'nope'.*00_overview"):
+        build_slides.select_notebooks(["03", "99", "nope"])
+
+
+def test_links_and_images_to_the_internet_become_text():
+    badge = ('<p><a href="https://colab.research.google.com/github/x/y/blob/main/notebooks/03.ipynb">'
+             '<img alt="Open In Colab" src="https://colab.research.google.com/assets/colab-badge.svg"/></a> '
+             'and <a href="#local">a local anchor</a></p>')
+    page = build_slides.offline_links(badge)
+    assert build_slides.external_references(page) == []
+    assert "Open In Colab" in page and 'title="https://colab.research.google.com/github/x/y' in page
+    assert '<a href="#local">a local anchor</a>' in page
+
+
+@pytest.mark.parametrize("html", [
+    '<script src="https://cdn.example.org/x.js"></script>',
+    "<link rel='stylesheet' href='//fonts.example.org/a.css'>",
+    "<style>@import url(https://fonts.googleapis.com/css?family=Lato);</style>",
+    '<style>.a { background: url("http://example.org/a.png") }</style>',
+    "<script type='module'>import mermaid from 'https://cdn.example.org/mermaid.mjs';</script>",
+])
+def test_every_kind_of_reference_to_the_internet_is_found(html):
+    assert len(build_slides.external_references(html)) == 1
+
+
+def test_relative_and_inline_references_are_offline():
+    html = ('<script src="vendor/requirejs/require.js"></script><img src="data:image/png;base64,AAAA">'
+            '<a href="#/3">next</a><style>@import url(./fonts/a.css);</style>')
+    assert build_slides.external_references(html) == []
+
+
+def test_vendored_packages_keep_only_what_a_deck_loads():
+    reveal = next(p for p in build_slides.VENDOR if p.name == "reveal.js")
+    assert reveal.keeps("dist/reveal.js") and reveal.keeps("dist/theme/fonts/source-sans-pro/x.woff")
+    assert not reveal.keeps("dist/theme/simple.css")  # imports Google Fonts
+    assert not reveal.keeps("dist/reveal.js.map")
+    majors = {p.name: p.version.split(".")[0] for p in build_slides.VENDOR}
+    assert majors == {"reveal.js": "4", "mathjax": "2", "requirejs": "2", "jquery": "3"}
+
+
+def test_a_bad_cell_timeout_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        build_slides.parse_args(["--cell-timeout", "0"])
+    assert "--cell-timeout must be a positive number of seconds, got 0" in capsys.readouterr().err
