@@ -92,12 +92,14 @@ def test_ci_runs_exactly_the_readme_test_command():
     lines = [line.strip() for line in (REPO / ".ci/run").read_text().splitlines()]
     commands = [line for line in lines if line and not line.startswith("#")]
     assert commands[-1] == readme_test_command()
-    # nothing hand-made beside it: the rest only installs Debian's Chromium and demands the
-    # browser test really runs
+    # nothing hand-made beside it: the rest only installs Debian's Chromium and npm (for the
+    # browser tests and the slides' vendored assets) and demands the browser tests really run
     for line in commands[:-1]:
         assert "pytest" not in line and "make " not in line, line
     assert "export MBPO_REQUIRE_BROWSER=1" in commands
-    assert any("apt-get install" in line and "chromium" in line for line in commands)
+    assert any("apt-get install" in line for line in commands)
+    for package in ("chromium", "npm"):
+        assert f"command -v {package} >/dev/null || missing+=({package})" in commands, package
 
 
 def test_makefile_test_target_runs_lint_unit_tests_and_notebooks_in_fast_mode():
