@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from mbpo_lib import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,7 @@ def finished_steps(run_dir: Path) -> int:
     path = run_dir / "metrics.csv"
     if not path.is_file():
         return 0
-    rows = read(path)
+    rows = read_metrics(path)
     return int(rows[-1]["env_steps"]) if rows else 0
 
 
@@ -57,18 +58,6 @@ def run(env: str, algo: str, seed: int, steps: int, runs: Path, device: str, reu
     done = subprocess.run(command, env=env_vars, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         raise SystemExit(f"{algo} seed {seed} failed:\n{done.stderr[-3000:]}")
-
-
-def read(path: Path) -> list[dict[str, float]]:
-    """The numeric columns of a metrics.csv (empty or "nan" cells as NaN; the elites list and
-    the True/False columns left out)."""
-    def number(text: str) -> float | None:
-        try:
-            return float(text) if text not in ("", "nan") else math.nan
-        except ValueError:
-            return None
-    with open(path) as f:
-        return [{k: x for k, v in row.items() if (x := number(v)) is not None} for row in csv.DictReader(f)]
 
 
 def main() -> None:
@@ -95,7 +84,7 @@ def main() -> None:
         partial = target.with_suffix(".csv.tmp")
         shutil.copyfile(runs / f"{args.env}_{algo}_seed{seed}" / "metrics.csv", partial)
         os.replace(partial, target)
-        rows = read(target)
+        rows = read_metrics(target)
         curves[algo, seed] = [(row["env_steps"], row["eval_return"]) for row in rows]
         seconds = sum(row["seconds_total"] for row in rows)
         reached = next((int(row["env_steps"]) for row in rows if row["eval_return"] >= args.threshold), None)

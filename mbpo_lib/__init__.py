@@ -32,7 +32,7 @@ from .diagnostics import (
 from .diagrams import plot_mbpo_loop
 from .dynamics import DynamicsModel, FitReport
 from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_state
-from .mbpo import MBPO
+from .mbpo import MBPO, read_metrics
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
 from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, rollout_schedule
@@ -120,6 +120,7 @@ __all__ = [
     "plot_mbpo_loop",
     "plot_predictions",
     "preset",
+    "read_metrics",
     "real_windows",
     "restore_env_state",
     "rollout_schedule",

@@ -81,6 +81,20 @@ METRIC_COLUMNS = (
 )
 
 
+def _float_or_nan(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """A run's ``metrics.csv`` read back: one dict per epoch row, every cell a float, NaN where
+    the cell is empty or not a number (the ``elites`` list, the True/False columns)."""
+    with open(path, newline="") as f:
+        return [{key: _float_or_nan(value) for key, value in row.items()} for row in csv.DictReader(f)]
+
+
 def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` through a temporary file in the same folder, fsync, then rename it into
     place: readers see the old file or the new one, never half of one."""

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
-from .mbpo import CHECKPOINT_NAME, MBPO, _atomic_write
+from .mbpo import CHECKPOINT_NAME, MBPO, _atomic_write, read_metrics
 
 # Each algorithm as changes to the environment's preset. SAC alone: all real data, no model,
 # SAC's usual one update per step (the same as ``python -m mbpo_lib train --algo sac``).
@@ -535,13 +535,6 @@ class RunRecord:
         return self.returns[-1] if self.finished and self.steps and self.steps[-1] == self.last_step else None
 
 
-def _number(text: str | None) -> float:
-    try:
-        return float(text) if text not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
-
-
 def read_run(folder: str | Path) -> RunRecord:
     """Read ``<folder>/metrics.csv`` (and config.json, done.json when there) into a RunRecord;
     the env, algorithm and seed come from the folder's name ``<env>_<algo>_seed<k>``."""
@@ -552,19 +545,18 @@ def read_run(folder: str | Path) -> RunRecord:
     metrics = folder / "metrics.csv"
     if not metrics.is_file():
         raise ValueError(f"{folder} has no metrics.csv")
-    with open(metrics, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_metrics(metrics)
     if not rows or "env_steps" not in rows[0] or "eval_return" not in rows[0]:
         raise ValueError(f"{metrics} has no rows with env_steps and eval_return")
-    evaluated = [(int(_number(row["env_steps"])), _number(row["eval_return"])) for row in rows]
+    evaluated = [(int(row["env_steps"]), row["eval_return"]) for row in rows]
     evaluated = [(s, ret) for s, ret in evaluated if not math.isnan(ret)]
-    last_step = int(_number(rows[-1]["env_steps"]))
+    last_step = int(rows[-1]["env_steps"])
     config_file = folder / "config.json"
     budget = last_step
     if config_file.is_file():
         budget = int(json.loads(config_file.read_text()).get("total_steps", last_step))
     finished = (folder / DONE_NAME).is_file() or last_step >= budget
-    seconds = sum(value for row in rows if not math.isnan(value := _number(row.get("seconds_total"))))
+    seconds = sum(value for row in rows if not math.isnan(value := row.get("seconds_total", math.nan)))
     return RunRecord(env_id=match["env"], algo=match["algo"], seed=int(match["seed"]), path=folder,
                      steps=[s for s, _ in evaluated], returns=[ret for _, ret in evaluated],
                      last_step=last_step, budget=budget, finished=finished, seconds=seconds)

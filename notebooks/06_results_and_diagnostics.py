@@ -46,7 +46,6 @@ if "google.colab" in sys.modules:
         check=True,
     )
 
-import csv
 import math
 import shutil
 import statistics
@@ -89,19 +88,6 @@ def find_results() -> Path:
 
 
 RESULTS = find_results()
-
-
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    """A run's metrics.csv as rows of floats (the elites list and the True/False columns left out)."""
-    def number(text: str) -> float | None:
-        try:
-            return float(text) if text not in ("", "nan") else math.nan
-        except ValueError:
-            return None
-    with open(path, newline="") as f:
-        return [{k: x for k, v in row.items() if (x := number(v)) is not None} for row in csv.DictReader(f)]
-
-
 print("results in", RESULTS)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -125,7 +111,7 @@ print("results in", RESULTS)
 # %% slideshow={"slide_type": "subslide"}
 SWEEP = RESULTS / "sweep"
 ENV = "InvertedPendulum-v5"
-runs = {algo: {int(p.stem.rsplit("seed", 1)[1]): read_metrics(p)
+runs = {algo: {int(p.stem.rsplit("seed", 1)[1]): mbpo_lib.read_metrics(p)
                for p in sorted(SWEEP.glob(f"{ENV}_{algo}_seed*.csv"))} for algo in ("mbpo", "sac")}
 for algo, seeds in runs.items():
     budgets = sorted({rows[-1]["env_steps"] for rows in seeds.values()})
@@ -248,7 +234,7 @@ assert median["mbpo"] * 3 <= median["sac"], "MBPO's median should be at most a t
 # ```
 
 # %% slideshow={"slide_type": "subslide"}
-hopper = read_metrics(RESULTS / "hopper_cpu" / "Hopper-v5_mbpo_seed0.csv")
+hopper = mbpo_lib.read_metrics(RESULTS / "hopper_cpu" / "Hopper-v5_mbpo_seed0.csv")
 state_dims = sorted(int(k.rsplit("_s", 1)[1]) for k in hopper[0] if k.startswith("diag_one_step_mse_s"))
 print(f"{len(hopper)} epochs, {hopper[-1]['env_steps']:,.0f} real steps, obs dim {len(state_dims)}")
 for row in hopper:

@@ -3,6 +3,7 @@ exact resume (in process and after SIGKILL), interrupts and bad input."""
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -61,6 +62,20 @@ def test_a_run_counts_every_real_step_and_logs_one_row_per_epoch(finished):
     assert all(torch.isfinite(torch.tensor([row[m] for m in ("critic_loss", "actor_loss", "alpha")])).all()
                for row in rows)
     assert rows[-1]["alpha"] < rows[0]["alpha"] < 1.0                        # the temperature is learned
+
+
+def test_read_metrics_gives_back_the_logged_rows_as_floats(finished):
+    from mbpo_lib import read_metrics
+
+    trainer, run_dir = finished
+    rows = trainer.history
+    read = read_metrics(run_dir / "metrics.csv")
+    assert len(read) == len(rows) and list(read[0]) == list(trainer.metric_columns)
+    for got, logged in zip(read, rows, strict=True):
+        for key, value in logged.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+                assert got[key] == pytest.approx(value, rel=1e-12), key
+        assert math.isnan(got["elites"])                       # a list, not a number: NaN
 
 
 def test_the_run_folder_holds_config_metrics_and_checkpoint(finished):
