@@ -25,15 +25,17 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 # FAST budgets, one torch thread per worker, figures into a temp folder (the committed
-# figures/ is never touched by a test run). The browser tests (the widget in Voila, the slide
-# decks) run on their own afterwards: a Voila kernel starting beside the notebooks' kernels timed
-# out under load.
+# figures/ is never touched by a test run). Three runs, one after the other: the unit tests on
+# $(JOBS) workers; the notebooks under nbmake one kernel at a time; the browser tests (the widget
+# in Voila, the slide decks). Kernels started beside other kernels or beside the Ray tests' servers
+# have hung waiting for a reply that never came (a kernel's TCP ports are picked, released and
+# bound again, so two starts can collide), so the notebooks run alone.
 test: lint
 	@figs=$$(mktemp -d) && trap 'rm -rf "$$figs"' EXIT && \
-	MBPO_FAST=1 MBPO_FIGURES_DIR="$$figs" OMP_NUM_THREADS=1 \
-	$(PY) -m pytest -n $(JOBS) -ra tests notebooks --ignore=tests/browser \
-		--nbmake --nbmake-kernel=python3 --nbmake-timeout=900 --timeout=1800 && \
-	MBPO_FAST=1 MBPO_FIGURES_DIR="$$figs" OMP_NUM_THREADS=1 \
+	export MBPO_FAST=1 MBPO_FIGURES_DIR="$$figs" OMP_NUM_THREADS=1 && \
+	$(PY) -m pytest -n $(JOBS) -ra tests --ignore=tests/browser --timeout=1800 && \
+	$(PY) -m pytest -p no:xdist -ra notebooks --nbmake --nbmake-kernel=python3 --nbmake-timeout=900 \
+		--timeout=1800 && \
 	$(PY) -m pytest -ra tests/browser --timeout=900
 
 sync: venv

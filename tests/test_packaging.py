@@ -106,7 +106,8 @@ def test_makefile_test_target_runs_lint_unit_tests_and_notebooks_in_fast_mode():
     makefile = (REPO / "Makefile").read_text()
     recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "MBPO_FAST=1" in recipe and "MBPO_FIGURES_DIR=" in recipe
-    assert "--nbmake" in recipe and "tests notebooks" in recipe
+    assert "-ra tests --ignore=tests/browser" in recipe                 # the unit tests
+    assert "-p no:xdist -ra notebooks --nbmake" in recipe               # every notebook, one kernel at a time
     assert "lint" in recipe.splitlines()[0]  # `test: lint` runs ruff first
 
 
