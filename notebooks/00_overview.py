@@ -243,7 +243,7 @@ assert measured[T - 1] > 5 * branched.max(), "the long rollout should drift far 
 print(f"after {T} steps: one long rollout {measured[T - 1]:.3f}, "
       f"k = {k_branch} branches never above {branched.max():.3f}")
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3))
 left.plot(k_range, measured, "o-", ms=3, label="measured (toy model)")
 left.plot(k_range, linear, "--", label=r"linear reading $k\varepsilon$")

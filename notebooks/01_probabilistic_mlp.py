@@ -212,7 +212,7 @@ def shade_no_data(ax, label=None) -> None:
         ax.axvspan(lo, hi, color="0.93", zorder=0, label=label if lo == 4.0 else None)
 
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 4))
 draw_truth(ax)
 ax.text(sum(GAP) / 2, -1.55, "no data", ha="center", color="0.35")
@@ -345,7 +345,7 @@ ratio = nll_std[in_data & (x_grid > 3.5)].mean() / nll_std[in_data & (x_grid < 0
 assert ratio > 3, f"the NLL model should see the noise grow with x (ratio {ratio:.1f})"
 assert (nll_mean - mse_mean)[in_data].abs().max() < 0.15, "both models should fit the mean on the data"
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [3, 2]})
 draw_truth(left)
 view = ((x_grid >= -0.3) & (x_grid <= 4.3)).squeeze(1)
@@ -521,7 +521,7 @@ assert (nll_logvar <= learned_max + lift + 1e-5).all()  # 1e-5: float32 rounding
 assert (nll_logvar >= learned_min).all()
 assert escape(free_logvar) > 3, "without bounds the log-variance should run far off the data's range"
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [2, 3]})
 left.plot(raw, raw, color="0.6", ls=":", label="no bounds (identity)")
 left.plot(raw, bounded_logvar, color="C0", lw=2, label="soft bounds")
@@ -543,7 +543,7 @@ right.legend(loc="upper left", fontsize=9)
 mbpo_lib.save_figure(fig, "01_logvar_bounds")
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - On the data the two models agree and their training losses are nearly the same: the
 #   failure is **invisible in the training loss**.
 # - Off the data the unbounded log-variance runs off almost linearly, down on the calm side
@@ -609,7 +609,7 @@ print(f"member spread of μ: on the data {spread[in_data].mean():.3f}, in the ga
       f"{spread[in_gap].mean():.3f}, outside {spread[outside].mean():.3f}")
 assert spread[outside].mean() > 5 * spread[in_data].mean(), "members should disagree off the data"
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), sharey=True)
 for ax in (left, right):
     shade_no_data(ax)
@@ -628,7 +628,7 @@ right.legend(loc="lower left", fontsize=9)
 mbpo_lib.save_figure(fig, "01_overconfidence")
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - Left of the data the single model keeps the calm side's tiny $\sigma$ while its mean
 #   drifts away from the truth: wrong by tens of $\sigma$. Right of the data $\sigma$ stays at
 #   the noisiest level it has seen (the ceiling), and the mean still leaves its band. The

@@ -165,7 +165,7 @@ def new_member(gen: torch.Generator) -> nn.ModuleList:
     return layers
 
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "subslide"}
 def member_forward(layers: nn.ModuleList, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and bounded log-variance of one member, each [B, 1]."""
     h = x
@@ -309,14 +309,14 @@ def plot_uncertainty(ax):
     ax.legend(fontsize=8, loc="upper center")
 
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6))
 plot_toy_fit(left)
 plot_uncertainty(right)
 mbpo_lib.save_figure(fig, "02_aleatoric_vs_epistemic")
 plt.show()
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "subslide"}
 gap_mask = (x_line > GAP[0]) & (x_line < GAP[1])
 data_mask = (x_line.abs() <= 1) & ~gap_mask
 regions = {"in the data": data_mask, "in the gap": gap_mask, "outside": x_line.abs() > 1.2}
@@ -541,7 +541,7 @@ def plot_fit_curves(axes, report, history, quiet):
     axes[2].legend(fontsize=8, loc="upper left")
 
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
 plot_fit_curves(axes, report, history, quiet)
 mbpo_lib.save_figure(fig, "02_early_stopping")
@@ -578,7 +578,7 @@ test_means, _ = model.predict(*random_test[:2])  # every member on the fresh ran
 member_test_mse = model.network.member_mse(test_means, targets(random_test))
 print("fresh-data MSE per member:", [f"{m:.4f}" for m in member_test_mse.tolist()])
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 4))
 members_axis = np.arange(E)
 colors = ["C0" if i in report.elites else "0.6" for i in range(E)]
@@ -603,7 +603,7 @@ fresh = member_test_mse.cpu()
 print(f"MSE on fresh transitions: elites {fresh[is_elite].mean():.4f}, "
       f"the other two {fresh[~is_elite].mean():.4f}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The elites leave out the two members with the highest holdout error. The fresh transitions
 # check that this choice was not luck of the holdout draw: the members left out should not be
 # better on data that neither the training nor the choice has seen. The gain is modest here;
@@ -644,7 +644,7 @@ relative = {kind: (one_step_errors(model, random_test, fresh_generator(7), kind 
 for name, det, smp in zip(labels, relative["deterministic"], relative["sampled"], strict=True):
     print(f"{name:18s} deterministic {det:5.2f}   sampled {smp:5.2f}")
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(11, 4))
 dims = np.arange(len(labels))
 ax.bar(dims - 0.2, relative["deterministic"], width=0.4, label="deterministic (elite's mean)")
@@ -657,7 +657,7 @@ ax.legend(fontsize=9)
 mbpo_lib.save_figure(fig, "02_one_step_error_per_dim")
 plt.show()
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "subslide"}
 ratio = relative["sampled"] / relative["deterministic"]
 print(f"sampled / deterministic error per dimension: median {ratio.median():.2f} "
       f"(sqrt 2 = {math.sqrt(2):.2f}), range {ratio.min():.2f} to {ratio.max():.2f}")
@@ -712,7 +712,7 @@ for name, (on_random, on_policy) in shift.items():
 assert shift["random only"][1] > shift["random only"][0], "expected a worse fit on the policy's data"
 assert shift["+ policy"][1] < shift["+ random"][1], "the policy's own data should help most there"
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 4))
 positions = np.arange(2)
 for k, (name, values) in enumerate(shift.items()):

@@ -106,7 +106,7 @@ for L in (0.8, 0.9, 0.95, 1.0, 1.05, 1.1):
     verdict = "below" if e15 < 0.749 else "above" if e15 > 0.751 else "equal to"
     print(f"L = {L:4.2f}: e_15 = {e15:.2f}  ({verdict} the guide's 75 %)")
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3))
 for L in (0.8, 0.9, 1.0, 1.05, 1.1):
     curve = mbpo_lib.geometric_compounding_error(eps_guide, L, ks)
@@ -172,7 +172,7 @@ plt.show()
 #   good enough compared with the policy shift (we make "good enough" exact below).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# > **You should know: the full statements (Janner et al. 2019, Section 4)**
+# > **You should know (1/2): the full statements (Janner et al. 2019, Section 4)**
 # >
 # > *Distances.* All errors are total-variation (TV) distances, $D_{TV}(p\,\|\,q) =
 # > \tfrac12 \int |p - q|$, between 0 and 1.
@@ -188,6 +188,9 @@ plt.show()
 # >   + \varepsilon_\pi \, \dfrac{d\varepsilon_{m'}}{d\varepsilon_\pi}$, with the slope measured
 # >   empirically: the model gets worse as the policy drifts from the data.
 # > - $r_{\max}$ is the largest reward, $\gamma$ the discount.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# > **You should know (2/2): the two theorems**
 # >
 # > *Theorem 4.1 (rollouts of the full horizon in the model):*
 # > $$\eta[\pi] \ge \hat\eta[\pi] - \Big[
@@ -274,7 +277,7 @@ print(readout)
 print(f"the gap changes by {100 * (gap[0] - gap.min()) / gap[0]:.1f} % between k = 0 and k*; "
       f"largest possible return r_max/(1-γ) = {r_max / (1 - gamma):.0f}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **How loose is it?** Honestly: very. With $r_{\max} = 1$ no return can exceed
 # $r_{\max}/(1-\gamma) = 100$, yet the gap is about 2000 at every $k$: the bound says nothing
 # about *this* policy's return. And the sum is almost flat, about half a percent lower at
@@ -449,7 +452,7 @@ print(f"growth e_{K_MAX}/e_1: positions {err_pos[-1] / err_pos[0]:.1f}, "
       f"velocities {err_vel[-1] / err_vel[0]:.1f}, all {err_total[-1] / err_total[0]:.1f} "
       f"(linear reading: {K_MAX})")
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
 axes[0].plot(k_meas, err_mean, "o-", ms=4, label="measured, elite means")
 axes[0].plot(k_meas, err_sampled, "s-", ms=4, label="measured, sampled")
@@ -537,7 +540,7 @@ for e in (100, 125, 150):
           f"{mbpo_lib.rollout_schedule(e, appendix):2d} | official Hopper file "
           f"{mbpo_lib.rollout_schedule(e, mbpo_lib.ROLLOUT_SCHEDULES['Hopper-v5']):2d}")
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 epochs = np.arange(0, 321)
 fig, ax = plt.subplots(figsize=(12, 4.5))
 constant = [name for name, s in mbpo_lib.ROLLOUT_SCHEDULES.items() if s.min_k == s.max_k]

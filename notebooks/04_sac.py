@@ -219,7 +219,7 @@ print(f"3 formulas agree on {len(u)} draws; log-probabilities from {ours.min():.
 # $\log\sigma \le 2$ limits. The most spread-out policy on $(-1, 1)$ is the uniform one, with
 # entropy $\log 2 \approx 0.69$ nats per dimension: no tanh-Gaussian can exceed it.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), sharey=True)
 grid = torch.linspace(-0.999, 0.999, 801, dtype=torch.float64)
 for ax, (mu, sigma) in zip(axes, [(0.0, 0.3), (0.0, 1.0), (1.0, 1.0), (0.0, 3.0)], strict=True):
@@ -487,8 +487,15 @@ with torch.no_grad():
     wrong = column.rew + GAMMA * (1 - column.terminated) * torch.zeros(256)
 print(f"scratch target with a reward column: shape {tuple(wrong.shape)}, no error")
 
-# %% slideshow={"slide_type": "fragment"} tags=["raises-exception"]
-library.update(column)
+# %% slideshow={"slide_type": "fragment"}
+before = copy.deepcopy(library.critic.state_dict())
+try:
+    library.update(column)
+    raise AssertionError("a reward column went through")
+except ValueError as error:           # the message names the field, its shape and the rule
+    print(f"ValueError: {error}")
+assert all(torch.equal(v, library.critic.state_dict()[k]) for k, v in before.items())
+print("critic unchanged")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Bootstrap on `terminated`, never on `truncated`
@@ -694,7 +701,7 @@ if not FAST:
     assert final.mean() > -200, f"SAC did not learn Pendulum: mean final return {final.mean():.1f}"
 print("checks passed" + ("" if FAST else f": mean final return {final.mean():.1f} > -200"))
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), layout="constrained")
 axes[0].fill_between(eval_steps, curves.min(0), curves.max(0), color="0.5", alpha=0.25,
                      label="min-max over seeds")

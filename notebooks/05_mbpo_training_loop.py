@@ -116,10 +116,10 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 # | `rollout_length` | `rollout_schedule` | 1 → 15 | $k$, model steps per branch (03); guide: 1-5 |
 # | `real_ratio` | `real_ratio` | 0.05 | share of real rows per SAC batch: 12 of 256 |
 # | `model_train_freq` | `model_train_freq` | 250 | real steps between fits (and rollouts) |
-# | `rollout_batch_size` | `rollout_batch_size` | 100,000 | branches per rollout, $M$ |
+# | `rollout_batch_size` | `rollout_batch_size` | 100,000 | branches per rollout, $M_\mathrm{roll}$ |
 # | (not in its table) | `updates_per_step` | 20 | $G$, SAC updates per real step (10-40) |
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "subslide"}
 hopper = mbpo_lib.PRESETS["Hopper-v5"]
 guide_values = {"members": 7, "elites": 5, "real_ratio": 0.05, "model_train_freq": 250,
                 "rollout_batch_size": 100_000}
@@ -158,7 +158,7 @@ print("Hopper-v5 preset:", library_values, f"| G = {hopper.updates_per_step}",
 # $(\text{total} - \text{warm-up}) / \text{epoch length}$ epochs; the table shows the $k$ of the
 # last epoch and how many SAC updates the whole run makes.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 def preset_row(env_id: str, c: mbpo_lib.MBPOConfig) -> str:
     spec = mbpo_lib.SUPPORTED_ENVS[env_id]
     epochs = (c.total_steps - c.init_exploration_steps) // c.epoch_length
@@ -176,7 +176,7 @@ header = ("| env | obs/act | G | schedule [e0, e1, k0, k1] | epochs | k at the e
           + "|---" * 14 + "|\n")
 display(Markdown(header + "\n".join(preset_row(env, c) for env, c in mbpo_lib.PRESETS.items())))
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - Hopper's budget of 125,000 steps is 5,000 random steps and 120 epochs; its $k$ climbs to 11
 #   by the last one (the official logs do not count the warm-up and run 125 epochs, ending at
 #   12). Walker2d, HalfCheetah and the pendulums keep $k = 1$.
@@ -267,10 +267,10 @@ for env_id, rule in mbpo_lib.TERMINATION_RULES.items():
 #
 # $\mathcal D_{\text{model}}$ keeps the rollouts of the last `retain_epochs` epochs and nothing
 # older (older rows came from an older model and policy). An epoch has
-# $L_{\text{epoch}} / f$ fits, each writes at most $kM$ rows, so the official code sizes it
+# $L_{\text{epoch}} / f$ fits, each writes at most $k M_\mathrm{roll}$ rows, so the official code sizes it
 #
 # $$
-# |\mathcal D_{\text{model}}| = \text{retain} \cdot k \cdot M \cdot \frac{L_{\text{epoch}}}{f}
+# |\mathcal D_{\text{model}}| = \text{retain} \cdot k \cdot M_\mathrm{roll} \cdot \frac{L_{\text{epoch}}}{f}
 # \qquad \text{Hopper: } 1 \cdot 1 \cdot 100{,}000 \cdot \frac{1000}{250} = 400{,}000
 # \text{ rows at } k = 1,\ \ 6{,}000{,}000 \text{ at } k = 15 .
 # $$
@@ -300,7 +300,7 @@ for env_id, c in mbpo_lib.PRESETS.items():
                  f"| {mib(env_id, rows_k1, torch.bfloat16):,.0f} MiB |")
 display(Markdown("\n".join(lines)))
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - Hopper's 6 million rows take about 600 MiB; Humanoid's 12.5 million rows (5 epochs kept,
 #   $k$ up to 25) about 5 GiB, on the GPU, next to the networks.
 # - `model_buffer_dtype="bfloat16"` stores the rows in half the bytes (sampling still returns
@@ -344,12 +344,16 @@ batch = mbpo_lib.sample_mixed(real_demo, marked_buffer(10_000, reward=0.0), 0.05
 assert int(batch.rew.sum()) == int(256 * 0.05) == 12 and batch.size == 256
 print(f"model buffer filled: {int(batch.rew.sum())} real + {int((batch.rew == 0).sum())} model rows")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # A ratio that truncates to 0 real rows would train on model data alone, a known trap of
 # other implementations; `MBPOConfig` refuses it with the fix in the message:
 
-# %% slideshow={"slide_type": "fragment"} tags=["raises-exception"]
-mbpo_lib.preset("Hopper-v5", real_ratio=0.003)
+# %% slideshow={"slide_type": "fragment"}
+try:
+    mbpo_lib.preset("Hopper-v5", real_ratio=0.003)
+    raise AssertionError("a real_ratio that gives 0 real rows was accepted")
+except ValueError as error:
+    print(f"ValueError: {error}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The loop by hand
@@ -455,7 +459,7 @@ start = time.perf_counter()
 lib.train(steps=HAND_STEPS, progress=False)
 print(f"mbpo_lib.MBPO: {lib.env_steps} real steps in {time.perf_counter() - start:.1f} s")
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "subslide"}
 pairs = [*zip(learned_tensors(run.agent, run.model), learned_tensors(lib.agent, lib.model), strict=True),
          *zip(buffer_rows(run.real), buffer_rows(lib.real), strict=True),
          *zip(buffer_rows(run.model_buffer), buffer_rows(lib.model_buffer), strict=True)]
@@ -504,7 +508,7 @@ assert torch.equal(torch.cat([o, a, r[:, None], o_next, d[:, None]], dim=1), min
 print(f"rows alive per step: {alive}; mean length {stats.mean_length:.2f}, "
       f"terminated within {K_DEMO}: {stats.termination_rate:.0%}")
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
 left.bar(range(1, len(alive) + 1), alive, color="C0")
 left.set(xlabel="model step $j$ of the rollout", ylabel="branches alive", yscale="log",
@@ -585,7 +589,7 @@ for row in ip_rows:
     assert row["sac_updates"] == c.updates_per_step * c.epoch_length
 print("structure checked: steps, rows, k, buffer sizes, fits and updates per epoch")
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "subslide"}
 best = max(row["eval_return"] for row in ip_rows)
 first_1000 = next((row["env_steps"] for row in ip_rows if row["eval_return"] >= 1000), None)
 print(f"best evaluation return {best:.1f}; first 1000 at step {first_1000}")
@@ -638,7 +642,7 @@ def plot_model(ax, rows: list[dict]) -> None:
     ax.legend(handles=[*ax.get_lines(), *twin.get_lines()], labels=["holdout MSE", "branches terminated"])
 
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 panels = 3 if hopper_rows else 2
 fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.3))
 plot_return(axes[0], ip_rows, "InvertedPendulum-v5" + (" (FAST: smoke run)" if FAST else ""), ip_config)
@@ -654,7 +658,7 @@ if hopper_rows:
 mbpo_lib.save_figure(fig, "05_learning_curve")
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **What the full run on this repository's CPU did** (the committed figure; FAST mode shows a
 # 400-step smoke run instead):
 #
@@ -710,7 +714,7 @@ hopper_updates = hopper.updates_per_step * (hopper.total_steps - hopper.init_exp
 print(f"Hopper's {hopper_updates / 1e6:.1f}M SAC updates alone at {1000 * ip_update:.1f} ms each (this CPU): "
       f"{hopper_updates * ip_update / 3600:.0f} h, {hopper.updates_per_step * ip_update:.2f} s per real step")
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [2, 1]})
 ends = [row["env_steps"] for row in ip_rows]
 epoch_steps = np.diff([0, *ends])                                     # the first epoch holds the warm-up
@@ -728,7 +732,7 @@ right.legend(handles=right.get_lines(), fontsize=9, loc="upper left", bbox_to_an
 mbpo_lib.save_figure(fig, "05_time_per_phase")
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - **InvertedPendulum-v5, this CPU** (the run above, one thread, a 2-core machine that other
 #   jobs kept busy): 0.109 s per real step, of which SAC's $G = 10$ updates take 0.089 s (82 %,
 #   9.9 ms an update), the model fits 0.013 s, the rollouts 0.004 s, the environment 0.0006 s
@@ -802,7 +806,7 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 # - The model predicts reward and state change only; a termination function on the predicted
 #   state ends branches and stops the critic's bootstrap.
 # - Rollouts branch $k$ steps from 100,000 real states; the model buffer holds
-#   $\text{retain} \cdot k \cdot M \cdot L_{\text{epoch}}/f$ rows: 400,000 for Hopper at $k = 1$,
+#   $\text{retain} \cdot k \cdot M_\mathrm{roll} \cdot L_{\text{epoch}}/f$ rows: 400,000 for Hopper at $k = 1$,
 #   6 million (600 MiB, half in bfloat16) at $k = 15$.
 # - The loop by hand and `mbpo_lib.MBPO` agree bit for bit on the CPU; so does a resumed run.
 # - On a CPU, InvertedPendulum-v5 reaches the maximum return; the SAC updates take most of

@@ -175,7 +175,7 @@ print(f"median steps to 1000: MBPO {median['mbpo']:,.0f}, SAC {median['sac']:,.0
       f" -> SAC needs {median['sac'] / median['mbpo']:.1f}x the real steps")
 assert median["mbpo"] * 3 <= median["sac"], "MBPO's median should be at most a third of SAC's"
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - **MBPO** reached 1000 at 1,750, 1,750, 2,000, 2,000 and 1,500 steps: median **1,750**,
 #   every seed, and then stayed at 1000. **SAC alone** reached it at 12,750, 13,250, 9,500,
 #   10,500 and 12,750 steps: median **12,750**, every seed within its 15,000. SAC needed
@@ -242,7 +242,7 @@ for row in hopper:
           f"{row['model_holdout_mse']:.4f} | fresh-data MSE {row['diag_one_step_mse']:.4f} | "
           f"5-step error {row['diag_k_step_error_k5']:.3f} | corr {row['diag_disagreement_error_corr']:+.2f}")
 
-# %% slideshow={"slide_type": "slide"}
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.4), layout="constrained")
 last = hopper[-1]
 per_dim = [last["diag_one_step_mse_r"]] + [last[f"diag_one_step_mse_s{j}"] for j in state_dims]
@@ -387,7 +387,7 @@ print("variants checked: budgets and rollout lengths as configured")
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### Failure 1: rollouts too long
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 def plot_variants(ax, names: list[str], column: str, ylabel: str, log: bool = False) -> None:
     for name in names:
         rows = failure_rows[name]
@@ -420,7 +420,7 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### Failure 2: no real data in the SAC batches
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 pair = ["preset: k = 1, real_ratio 0.05", "real_ratio = 0"]
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.2), layout="constrained")
 plot_variants(axes[0], pair, "eval_return", "evaluation return")
@@ -448,7 +448,7 @@ plt.show()
 # error of each fit, measured on the old data, looks fine. We read it from the 5 MBPO runs of
 # the sweep.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.2), layout="constrained")
 for seed, rows in runs["mbpo"].items():
     steps = [r["env_steps"] for r in rows]
@@ -473,7 +473,7 @@ for seed, rows in runs["mbpo"].items():
     print(f"seed {seed}: fresh-data MSE / holdout MSE, median over epochs "
           f"{ratio_fresh_to_holdout(rows):.2f}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - On InvertedPendulum the opposite happens: once the policy keeps the pole up (step 1,500
 #   to 2,000) the real data crowd near upright, and the error on the next real steps falls to
 #   $10^{-4}$, 0.03 to 0.09 of the holdout error, which still averages over the early,

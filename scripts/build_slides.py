@@ -18,7 +18,9 @@ Steps (``make slides`` runs the first form):
 3. Export each executed copy with nbconvert's ``SlidesExporter`` into
    ``build/slides/<name>.slides.html``, using the cells' ``slideshow`` metadata: ``skip`` cells
    (the setup cell, the widget cell of notebook 03) are left out, ``notes`` cells become reveal's
-   speaker notes (``<aside class="notes">``, press ``s`` in a deck).
+   speaker notes (``<aside class="notes">``, press ``s`` in a deck). A code cell tagged
+   ``hide-input`` (the plotting cells) shows only its output, so that a figure fits on its
+   slide; the notebook keeps the code for students.
 4. Make the page offline: nbconvert's reveal template also loads Mermaid from a CDN (a module
    script, dropped: no notebook draws Mermaid diagrams) and widget state would load the widget
    manager from unpkg (dropped: a deck has no kernel, a widget output shows its text form). Links
@@ -120,6 +122,8 @@ URL_OPTIONS = {
     # reveal_scroll: a slide taller than the screen (code and a figure) scrolls instead of being cut
     "SlidesExporter": {"reveal_url_prefix": "vendor/reveal.js", "reveal_theme": REVEAL_THEME,
                        "reveal_scroll": True},
+    # a plotting cell tagged hide-input shows its figure without the code that draws it
+    "TagRemovePreprocessor": {"enabled": True, "remove_input_tags": ["hide-input"]},
     "HTMLExporter": {
         "mathjax_url": "vendor/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
         "require_js_url": "vendor/requirejs/require.js",
@@ -136,6 +140,18 @@ SLIDES_TEMPLATE = """{%- extends 'reveal/index.html.j2' -%}
 <style type="text/css">
 /* Links to the internet are plain text in an offline deck; the address is the tooltip. */
 .mbpo-external { border-bottom: 1px dotted currentColor; cursor: help; }
+/* Denser than nbconvert's 20 px text at line height 1.6, so that a figure and its comment, or a
+   table, fit on the 960 x 700 canvas (tests/browser/test_slides.py measures every slide). */
+:root {
+    --jp-content-font-size1: 18px;
+    --jp-content-line-height: 1.4;
+    --jp-code-font-size: 14px;
+    --jp-content-heading-margin-top: 0.5em;
+    --jp-content-heading-margin-bottom: 0.5em;
+    --jp-cell-prompt-width: 0px;
+}
+/* No In [n]: / Out[n]: prompts on a slide: the width goes to the code (lines up to 110 characters, the project's limit). */
+.jp-InputPrompt, .jp-OutputPrompt { display: none; }
 </style>
 {%- endblock html_head_css -%}
 """

@@ -66,3 +66,24 @@ def test_a_bad_cell_timeout_is_refused(capsys):
     with pytest.raises(SystemExit):
         build_slides.parse_args(["--cell-timeout", "0"])
     assert "--cell-timeout must be a positive number of seconds, got 0" in capsys.readouterr().err
+
+
+def test_a_hide_input_cell_shows_its_output_without_its_code(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    def code(source, tags=()):
+        cell = new_code_cell(source, outputs=[new_output("stream", name="stdout", text=f"printed by cell {len(source)}\n")])
+        cell.metadata["slideshow"] = {"slide_type": "slide"}
+        cell.metadata["tags"] = list(tags)
+        return cell
+
+    nb = new_notebook(cells=[new_markdown_cell("# A deck"), code("drawn_here = 1", ["hide-input"]),
+                             code("shown_here = 2")])
+    executed = tmp_path / "executed.ipynb"
+    nbformat.write(nb, executed)
+    build_slides.export_deck(executed, tmp_path / "deck.slides.html")
+    page = (tmp_path / "deck.slides.html").read_text(encoding="utf-8")
+    assert page.count("printed by cell 14") == 2        # both outputs (the sources are 14 long)
+    assert "shown_here" in page                         # the code of a plain cell
+    assert "drawn_here" not in page                     # not the code of a hide-input cell

@@ -9,7 +9,10 @@ mode, into a temporary folder; the npm tarballs cached in ``build/npm-cache/``),
 - the widget cell of notebook 03 is left out, its static figure shown on a slide before it;
 - each deck opens from ``file://`` in Chromium with every request to the network refused: reveal.js
   starts, MathJax typesets every equation (checked in full on the theory deck, notebook 03), no
-  TeX is left raw, and the page logs no errors and no failed requests.
+  TeX is left raw, and the page logs no errors and no failed requests;
+- every slide, all fragments shown, fits reveal's 960 x 700 canvas: none taller, no line of code
+  or output cut at the right edge (a slide that does not fit: split it with a ``subslide`` cell,
+  or tag a plotting cell ``hide-input`` so that only its figure shows).
 
 Screenshots go to a ``slides_screenshots`` folder under pytest's temp folder (the path is
 printed). ``MBPO_SLIDES_BUILD=build`` runs the same checks on an existing build instead, e.g. the
@@ -210,6 +213,24 @@ GO_TO = """([h, v]) => new Promise(done => require(['vendor/reveal.js/dist/revea
     MathJax.Hub.Queue(() => setTimeout(done, 800));
 }))"""
 
+# Every slide, with all its fragments shown: its height and its code or output boxes wider than the
+# slide (a cut-off line), in reveal's canvas pixels (960 x 700, before scaling to the window).
+SLIDE_SIZES = """() => new Promise(done => require(['vendor/reveal.js/dist/reveal.js'], R => {
+    MathJax.Hub.Queue(() => {
+        const sizes = [];
+        for (const slide of R.getSlides()) {
+            const {h, v} = R.getIndices(slide);
+            R.slide(h, v, 99);
+            const head = slide.querySelector('h1, h2, h3');
+            sizes.push({where: `#/${h}/${v}`, height: slide.scrollHeight,
+                        title: (head ? head.textContent : slide.textContent).trim().slice(0, 60),
+                        cut: [...slide.querySelectorAll('pre')].filter(e => e.scrollWidth > e.clientWidth + 2)
+                            .map(e => e.textContent.slice(0, 60))});
+        }
+        done({sizes, width: R.getConfig().width, height: R.getConfig().height});
+    });
+}))"""
+
 
 def open_deck(browser, deck: Path):
     """A page with the deck loaded; network requests refused and listed with every error."""
@@ -259,3 +280,19 @@ def test_deck_opens_offline_in_chromium_with_its_math_typeset(build, browser, sh
     assert raw_tex == [], raw_tex
     if notebook.stem == THEORY:
         assert math["typeset"] > 100, math  # the theory deck is mostly equations
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_slide_fits_the_canvas(build, browser, notebook):
+    """A lecturer presents the deck as it is: no slide taller than reveal's 960 x 700 canvas (the
+    text would run off the screen), no line of code or output cut at the right edge."""
+    page, problems = open_deck(browser, deck_path(build, notebook))
+    measured = page.evaluate(SLIDE_SIZES)
+    page.close()
+    assert (measured["width"], measured["height"]) == (960, 700)
+    too_tall = [f"{s['where']} {s['height']} px: {s['title']!r}" for s in measured["sizes"]
+                if s["height"] > measured["height"]]
+    cut = [f"{s['where']} {s['title']!r}: {line!r}" for s in measured["sizes"] for line in s["cut"]]
+    assert too_tall == [], "slides taller than the canvas:\n" + "\n".join(too_tall)
+    assert cut == [], "code or output cut at the slide's right edge:\n" + "\n".join(cut)
+    assert problems == [], problems
