@@ -806,8 +806,8 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 # - The model predicts reward and state change only; a termination function on the predicted
 #   state ends branches and stops the critic's bootstrap.
 # - Rollouts branch $k$ steps from 100,000 real states; the model buffer holds
-#   $\text{retain} \cdot k \cdot M_\mathrm{roll} \cdot L_{\text{epoch}}/f$ rows: 400,000 for Hopper at $k = 1$,
-#   6 million (600 MiB, half in bfloat16) at $k = 15$.
+#   $\text{retain} \cdot k \cdot M_\mathrm{roll} \cdot L_{\text{epoch}}/f$ rows: 400,000 for
+#   Hopper at $k = 1$, 6 million (600 MiB, half in bfloat16) at $k = 15$.
 # - The loop by hand and `mbpo_lib.MBPO` agree bit for bit on the CPU; so does a resumed run.
 # - On a CPU, InvertedPendulum-v5 reaches the maximum return; the SAC updates take most of
 #   the time, which is why Hopper wants a GPU.

@@ -150,7 +150,8 @@ SLIDES_TEMPLATE = """{%- extends 'reveal/index.html.j2' -%}
     --jp-content-heading-margin-bottom: 0.5em;
     --jp-cell-prompt-width: 0px;
 }
-/* No In [n]: / Out[n]: prompts on a slide: the width goes to the code (lines up to 110 characters, the project's limit). */
+/* No In [n]: / Out[n]: prompts on a slide: the width goes to the code, whose lines (up to the
+   project's 110 characters) then fit. */
 .jp-InputPrompt, .jp-OutputPrompt { display: none; }
 </style>
 {%- endblock html_head_css -%}

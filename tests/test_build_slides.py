@@ -73,7 +73,8 @@ def test_a_hide_input_cell_shows_its_output_without_its_code(tmp_path):
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
     def code(source, tags=()):
-        cell = new_code_cell(source, outputs=[new_output("stream", name="stdout", text=f"printed by cell {len(source)}\n")])
+        printed = new_output("stream", name="stdout", text=f"printed by cell {len(source)}\n")
+        cell = new_code_cell(source, outputs=[printed])
         cell.metadata["slideshow"] = {"slide_type": "slide"}
         cell.metadata["tags"] = list(tags)
         return cell
