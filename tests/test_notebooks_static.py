@@ -134,6 +134,58 @@ def test_a_left_marker_is_caught(pair_copy):
     assert unfinished_markers(ipynb) == ["cell 0: RESULTS_PLACEHOLDER", "cell 0: FILL"]
 
 
+MAX_SLIDE_CELL_LINES = 26  # a longer cell cannot fit on a 960 x 700 slide at the decks' font sizes
+
+
+def lecture_problems(ipynb: Path) -> list[str]:
+    """What a lecture-ready notebook lacks: a Summary and an Exercises section (in that order, at
+    the end), speaker notes, and cells short enough for a slide (the setup cell is skipped)."""
+    cells = jupytext.read(ipynb).cells
+    slide_type = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in cells]
+    headings = [(i, line) for i, c in enumerate(cells) if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("## ")]
+    where = {name: next((i for i, line in headings if line == f"## {name}"), None)
+             for name in ("Summary", "Exercises")}
+    problems = [f"no '## {name}' section" for name, i in where.items() if i is None]
+    if None not in where.values() and not where["Summary"] < where["Exercises"]:
+        problems.append("'## Exercises' comes before '## Summary'")
+    if "notes" not in slide_type:
+        problems.append("no speaker notes (a cell with slide_type 'notes')")
+    problems += [f"cell {i} ({c.cell_type}) has {len(c.source.splitlines())} lines, more than a slide "
+                 f"shows ({MAX_SLIDE_CELL_LINES}): split it" for i, c in enumerate(cells)
+                 if slide_type[i] != "skip" and len(c.source.splitlines()) > MAX_SLIDE_CELL_LINES]
+    return problems
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_is_lecture_ready(ipynb):
+    assert lecture_problems(ipynb) == []
+
+
+def test_a_notebook_that_is_not_lecture_ready_is_caught(pair_copy):
+    ipynb = pair_copy
+    notebook = json.loads(ipynb.read_text())
+    long_cell = {"cell_type": "code", "id": "too-long", "execution_count": None, "outputs": [],
+                 "source": ["x = 1\n"] * 30, "metadata": {"slideshow": {"slide_type": "subslide"}}}
+    notebook["cells"] = [c for c in notebook["cells"] if c["metadata"].get("slideshow", {}).get(
+        "slide_type") != "notes" and "## Summary" not in "".join(c["source"])] + [long_cell]
+    ipynb.write_text(json.dumps(notebook))
+    problems = lecture_problems(ipynb)
+    assert problems[:2] == ["no '## Summary' section", "no speaker notes (a cell with slide_type 'notes')"]
+    assert len(problems) == 3 and "has 30 lines" in problems[2]
+
+
+def test_notebook_00_holds_the_notation_table_of_the_series():
+    """The symbols the later notebooks use each have a row in 00's notation table."""
+    cells = jupytext.read(REPO / "notebooks" / "00_overview.ipynb").cells
+    rows = [line for c in cells if c.cell_type == "markdown" and "## Notation" in c.source
+            for line in c.source.splitlines() if line.startswith("| ")]
+    first_column = " ".join(row.split("|")[1] for row in rows)
+    for symbol in ("\\gamma", "\\alpha", "Q(s, a)", "$k$", "$G$", "M_\\mathrm{roll}", "\\varepsilon_m",
+                   "\\varepsilon_\\pi", "\\mathcal{D}_\\mathrm{env}", "real_ratio", "elites"):
+        assert symbol in first_column, symbol
+
+
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_kernelspec_is_python3(ipynb):
     assert json.loads(ipynb.read_text())["metadata"]["kernelspec"]["name"] == "python3"
