@@ -4,6 +4,7 @@
     MBPO_FAST=1 .venv/bin/python scripts/build_slides.py     # FAST budgets: a quick deck
     .venv/bin/python scripts/build_slides.py 03 05           # some notebooks only
     .venv/bin/python scripts/build_slides.py --no-execute    # re-export build/executed/ copies
+    .venv/bin/python scripts/build_slides.py --figures-dir figures   # full run that also refreshes figures/
 
 Steps (``make slides`` runs the first form):
 
@@ -291,12 +292,15 @@ def vendor_assets(vendor_dir: Path, cache_dir: Path, npm: str = "npm") -> None:
 
 # --- step 2: execution ----------------------------------------------------------------------------
 
-def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool) -> float:
+def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool,
+            figures_dir: Path | None = None) -> float:
     """Run ``notebook`` top to bottom in a fresh ``python3`` kernel; write the result to ``executed``.
 
-    The kernel starts in the notebooks' folder, with ``MBPO_FIGURES_DIR`` pointing at a temporary
-    folder. A failing cell (unless tagged ``raises-exception``) stops the build; the partly
-    executed copy is still written, so its outputs show what went wrong. Returns the seconds taken.
+    The kernel starts in the notebooks' folder, with ``MBPO_FIGURES_DIR`` pointing at
+    ``figures_dir`` (``figures/`` of the repository refreshes the committed figures from this run)
+    or, by default, at a temporary folder that is thrown away. A failing cell (unless tagged
+    ``raises-exception``) stops the build; the partly executed copy is still written, so its
+    outputs show what went wrong. Returns the seconds taken.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -306,8 +310,10 @@ def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool) -> fl
     executed.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     previous = os.environ.get("MBPO_FIGURES_DIR")
-    with tempfile.TemporaryDirectory(prefix="mbpo_slides_figures_") as figures:
-        os.environ["MBPO_FIGURES_DIR"] = figures
+    with tempfile.TemporaryDirectory(prefix="mbpo_slides_figures_") as scratch:
+        if figures_dir is not None:
+            figures_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["MBPO_FIGURES_DIR"] = str(figures_dir or scratch)
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(notebook.parent)}})
         try:
@@ -432,7 +438,7 @@ def zip_slides(slides_dir: Path, archive: Path) -> Path:
 # --- the command ----------------------------------------------------------------------------------
 
 def build(notebooks: list[Path], build_dir: Path, cache_dir: Path, execute_first: bool, fast: bool,
-          cell_timeout: int, npm: str = "npm", log=print) -> dict[str, dict]:
+          cell_timeout: int, npm: str = "npm", log=print, figures_dir: Path | None = None) -> dict[str, dict]:
     """Run the whole build for ``notebooks``; return the export counts per deck name."""
     executed_dir, slides_dir = build_dir / "executed", build_dir / "slides"
     missing = [str(executed_dir / nb.name) for nb in notebooks if not (executed_dir / nb.name).exists()]
@@ -447,7 +453,7 @@ def build(notebooks: list[Path], build_dir: Path, cache_dir: Path, execute_first
     for notebook in notebooks:
         executed = executed_dir / notebook.name
         if execute_first:
-            seconds = execute(notebook, executed, cell_timeout, fast)
+            seconds = execute(notebook, executed, cell_timeout, fast, figures_dir)
             log(f"executed {notebook.name} ({'FAST' if fast else 'full'} mode) in {seconds:.0f} s")
         deck = slides_dir / f"{notebook.stem}.slides.html"
         info = export_deck(executed, deck, exporter)
@@ -479,6 +485,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cell-timeout", type=int, default=None,
                         help="seconds a cell may run (default: 900 in FAST mode, 86400 in full mode)")
     parser.add_argument("--npm", default="npm", help="the npm command (default: npm)")
+    parser.add_argument("--figures-dir", type=Path, default=None,
+                        help="keep the figures the notebooks save here (e.g. figures/ after a "
+                             "full-mode build; default: a temporary folder, thrown away)")
     args = parser.parse_args(argv)
     if args.cell_timeout is not None and args.cell_timeout <= 0:
         parser.error(f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}")
@@ -493,8 +502,11 @@ def main(argv: list[str] | None = None) -> int:
         timeout = args.cell_timeout or (900 if fast else 86400)
         build_dir = args.build_dir.resolve()
         cache_dir = (args.cache_dir or build_dir / "npm-cache").resolve()
+        if args.figures_dir is not None and fast:
+            raise BuildError("--figures-dir keeps figures from full-mode runs only: unset MBPO_FAST")
         build(notebooks, build_dir, cache_dir, not args.no_execute, fast, timeout, args.npm,
-              log=lambda message: print(message, flush=True))
+              log=lambda message: print(message, flush=True),
+              figures_dir=args.figures_dir.resolve() if args.figures_dir else None)
     except (BuildError, ValueError) as error:
         print(f"build_slides: {error}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 builds and opens the real decks)."""
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -88,3 +89,33 @@ def test_a_hide_input_cell_shows_its_output_without_its_code(tmp_path):
     assert page.count("printed by cell 14") == 2        # both outputs (the sources are 14 long)
     assert "shown_here" in page                         # the code of a plain cell
     assert "drawn_here" not in page                     # not the code of a hide-input cell
+
+
+def test_figures_go_to_a_temporary_folder_unless_figures_dir_is_given(tmp_path, monkeypatch):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    monkeypatch.setenv("MBPO_FIGURES_DIR", "/the/callers/choice")
+    nb = new_notebook(cells=[new_code_cell(
+        "import os, pathlib\n"
+        "where = pathlib.Path(os.environ['MBPO_FIGURES_DIR'])\n"
+        "(where / 'figure.png').write_text('drawn')\n"
+        "print(where)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = tmp_path / "nb.ipynb"
+    nbformat.write(nb, notebook)
+
+    kept = tmp_path / "kept"
+    build_slides.execute(notebook, tmp_path / "executed" / "a.ipynb", 120, False, figures_dir=kept)
+    assert (kept / "figure.png").read_text() == "drawn"
+    build_slides.execute(notebook, tmp_path / "executed" / "b.ipynb", 120, False)
+    executed = nbformat.read(tmp_path / "executed" / "b.ipynb", as_version=4)
+    scratch = executed.cells[0].outputs[0]["text"].strip()
+    assert scratch != str(kept) and not Path(scratch).exists()   # a temporary folder, removed
+    assert os.environ["MBPO_FIGURES_DIR"] == "/the/callers/choice"  # the caller's value is back
+
+
+def test_figures_dir_is_refused_in_fast_mode(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("MBPO_FAST", "1")
+    assert build_slides.main(["--figures-dir", str(tmp_path), "--build-dir", str(tmp_path)]) == 1
+    assert "--figures-dir keeps figures from full-mode runs only" in capsys.readouterr().err
