@@ -314,11 +314,13 @@ def last_episode(buffer: mbpo_lib.ReplayBuffer, max_len: int = 200) -> mbpo_lib.
 
 episode = last_episode(live.real)
 print(f"episode of {len(episode.obs)} real steps")
+
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig = mbpo_lib.plot_predictions(live.model, episode, samples=20, seed=0)
 mbpo_lib.save_figure(fig, "06_predictions_vs_real")
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - In full mode the elites' mean (orange) follows the real episode (black) for about 150 steps
 #   in every dimension, with no new real state after the first; then the sampled rollouts
 #   blow up by orders of magnitude. MBPO never goes that far: its rollouts are 1 to 15 steps
@@ -334,10 +336,12 @@ plt.show()
 # The one-number **shift** is the mean $W_1$ over dimensions; 0 means the same distribution, and
 # we flag a shift above 0.25 (a quarter of a standard deviation, on average).
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "fragment"}
 comparison = mbpo_lib.compare_distributions(live.real, live.model_buffer)
 print(f"shift (mean W1 / real std): {comparison.shift:.3f}; shifted: {comparison.shifted}; "
       f"dimensions over the threshold: {list(comparison.shifted_dims)}")
+
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 fig = comparison.plot()
 mbpo_lib.save_figure(fig, "06_real_vs_model_states")
 plt.show()
@@ -397,7 +401,7 @@ def variants_figure(names: list[str], panels: list[tuple], runs: dict[str, list[
             rows = runs[name]
             ax.plot([r["env_steps"] for r in rows], [r[column] for r in rows], "o-", ms=3, label=name)
         ax.set(xlabel="real steps", ylabel=ylabel, title=title, yscale="log" if any(log) else "linear")
-        ax.legend(fontsize=8)
+    axes[0].legend(fontsize=8)   # the same variants in every panel
     return fig
 
 
@@ -409,9 +413,10 @@ mbpo_lib.save_figure(fig, "06_failure_long_rollouts")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# - In full mode $k = 15$ cost one epoch: 1000 at step 2,000 instead of 1,750, and a third more
-#   wall time (322 s against 241 s). Its branches ran about 14 of their 15 steps, and the
-#   model's reward stayed near the true 1 per step.
+# - In full mode $k = 15$ cost one epoch: 1000 at step 2,000 instead of 1,750, and about a third
+#   more wall time (311 s against 226 s in the latest run; timings vary with the load). Its
+#   branches ran about 14 of their 15 steps, and the model's reward stayed near the true 1 per
+#   step.
 # - So on this task long rollouts hardly hurt: the pendulum's dynamics near upright are smooth,
 #   the reward is 1 for every step the pole stands (a model cannot get it badly wrong), and the
 #   termination function ends a branch as soon as its pole falls. Hopper, with contacts and a
@@ -487,9 +492,9 @@ print("final returns:", ", ".join(f"{name} {value:.0f}" for name, value in final
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # - **$k = 15$ was not a failure on Hopper: it was the best arm**, 1,027 at step 10,000 against
-#   the preset's 341. Its branches ran 14.4 of their 15 steps, so SAC drew on 15 times as many
-#   model transitions (601 MiB), and its critic loss stayed near 20 against the preset's 36 to
-#   138. A rollout length stuck at 1 is one of the known traps of other implementations; the
+#   the preset's 341. Its branches ran about 14.4 of their 15 steps, so SAC drew on 15 times as
+#   many model transitions (601 MiB), and its critic loss stayed near 20 against the preset's 36
+#   to 138. A rollout length stuck at 1 is one of the known traps of other implementations; the
 #   preset's schedule raises $k$ only from epoch 20, and a CPU budget ends at epoch 5.
 # - **$k = 100$ is too long**: branches ran 83 to 88 steps before the termination
 #   function ended them, the model buffer held 40 million rows (4,005 MiB), rollouts took
