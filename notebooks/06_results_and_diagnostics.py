@@ -445,7 +445,7 @@ plt.show()
 # The same changes on a task with contacts, where the model is far less accurate: Hopper-v5
 # with its preset for 10,000 real steps (5,000 random, then 5 epochs), seed 0: as it is (the run
 # of Part 2), with $k = 15$ and with $k = 100$ from the start, and with `real_ratio = 0`.
-# Committed runs, each about half an hour on one CPU thread:
+# Committed runs, 27 to 43 minutes each on one CPU thread:
 #
 # ```bash
 # ARGS="--env Hopper-v5 --steps 10000 --seed 0 --threads 1"
