@@ -138,8 +138,9 @@ MAX_SLIDE_CELL_LINES = 26  # a longer cell cannot fit on a 960 x 700 slide at th
 
 
 def lecture_problems(ipynb: Path) -> list[str]:
-    """What a lecture-ready notebook lacks: a Summary and an Exercises section (in that order, at
-    the end), speaker notes, and cells short enough for a slide (the setup cell is skipped)."""
+    """What a lecture-ready notebook lacks: a Summary and an Exercises section (in that order),
+    speaker notes, and cells short enough for a slide (skipped cells, like the setup cell, may be
+    longer)."""
     cells = jupytext.read(ipynb).cells
     slide_type = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in cells]
     headings = [(i, line) for i, c in enumerate(cells) if c.cell_type == "markdown"
