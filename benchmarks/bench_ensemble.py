@@ -55,9 +55,13 @@ from torch.nn import functional as F
 from mbpo_lib.config import EnsembleConfig
 from mbpo_lib.dynamics import DynamicsModel
 from mbpo_lib.models import PAPER_WEIGHT_DECAYS, GaussianEnsemble
+from mbpo_lib.precision import matmul_precision, product_rounding_error
 
 BATCH, LR, DATA_ROWS = 256, 1e-3, 20_000
-SIDES = {"train": ("ours", "mbrl", "loop"), "step": ("ours", "mbrl")}
+# A side is "<who>" (float32 products, PyTorch's default) or "<who>@medium" (the same code with
+# matmul_precision "medium": ours through its config, mbrl's inside the same context).
+SIDES = {"train": ("ours", "ours@medium", "mbrl", "mbrl@medium", "loop"),
+         "step": ("ours", "ours@medium", "mbrl", "mbrl@medium")}
 ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 
 
@@ -72,9 +76,9 @@ def transitions(n: int, device: torch.device, seed: int = 0) -> tuple[torch.Tens
     return tuple(t.to(device) for t in (obs, act, rew, next_obs))
 
 
-def ours_model(device: torch.device) -> DynamicsModel:
+def ours_model(device: torch.device, precision: str = "highest") -> DynamicsModel:
     config = EnsembleConfig(ensemble_size=MEMBERS, num_elites=ELITES, hidden_dim=HIDDEN, num_layers=LAYERS,
-                            batch_size=BATCH, lr=LR)
+                            batch_size=BATCH, lr=LR, matmul_precision=precision)
     return DynamicsModel(OBS, ACT, config, device=device, seed=0)
 
 
@@ -95,8 +99,8 @@ def bootstrap_batches(n: int, device: torch.device) -> Callable[[], torch.Tensor
     return rows
 
 
-def train_ours(device: torch.device) -> Callable[[], object]:
-    model = ours_model(device)
+def train_ours(device: torch.device, precision: str = "highest") -> Callable[[], object]:
+    model = ours_model(device, precision)
     inputs, targets = model.make_dataset(*transitions(DATA_ROWS, device))
     model.normalizer.fit(inputs)
     inputs = model.normalizer(inputs)
@@ -192,8 +196,8 @@ def train_mbrl(device: torch.device) -> Callable[[], object]:
     return update
 
 
-def step_ours(device: torch.device, rows: int) -> Callable[[], object]:
-    model = ours_model(device)
+def step_ours(device: torch.device, rows: int, precision: str = "highest") -> Callable[[], object]:
+    model = ours_model(device, precision)
     g = torch.Generator(device=device).manual_seed(0)
     obs = torch.randn(rows, OBS, generator=g, device=device)
     act = torch.rand(rows, ACT, generator=g, device=device) * 2 - 1
@@ -224,12 +228,22 @@ def worker(task: str, side: str, args: argparse.Namespace) -> None:
     """Build one side, warm it up, time ``args.samples`` samples; print them as JSON."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    who, _, precision = side.partition("@")
+    precision = precision or "highest"
     if task == "train":
-        call = {"ours": train_ours, "mbrl": train_mbrl, "loop": train_loop}[side](device)
+        build = {"ours": train_ours, "mbrl": train_mbrl, "loop": train_loop}[who]
+        call = build(device, precision) if who == "ours" else build(device)
         per_sample = args.updates
     else:
-        call = {"ours": step_ours, "mbrl": step_mbrl}[side](device, args.rows)
+        build = {"ours": step_ours, "mbrl": step_mbrl}[who]
+        call = build(device, args.rows, precision) if who == "ours" else build(device, args.rows)
         per_sample = 1
+    if who != "ours" and precision != "highest":   # a peer's own code, run under the same setting
+        peer_call = call
+
+        def call() -> object:
+            with matmul_precision(precision, device):
+                return peer_call()
     for _ in range(args.warmup):
         call()
     if device.type == "cuda":
@@ -268,6 +282,15 @@ def describe(seconds: list[float], per_call: float, unit: str) -> str:
             f"n={len(rates)})")
 
 
+def throughput_ratios(task: str, seconds: dict[str, list[float]]) -> list[str]:
+    """ours / mbrl as each ships (float32), ours at "medium" against mbrl as it ships (the
+    target's comparison), and both at "medium" (what is left once mbrl takes the same setting)."""
+    median = {side: statistics.median(values) for side, values in seconds.items()}
+    pairs = (("vs_mbrl", "ours", "mbrl"), ("medium_vs_mbrl", "ours@medium", "mbrl"),
+             ("medium_vs_mbrl_medium", "ours@medium", "mbrl@medium"))
+    return [f"ratio {task}_{name} {median[peer] / median[ours]:.3f}" for name, ours, peer in pairs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -290,21 +313,23 @@ def main() -> None:
           f"{OBS + 1} (+ log-variance), float32, device {args.device}, torch {torch.__version__}, "
           f"{args.threads} thread(s), {args.rounds} rounds x {args.samples} samples per side, "
           f"{', '.join(f'{k}={v}' for k, v in ALLOCATOR.items())}")
+    print(f"matmul_precision 'medium' on this machine: largest relative error of a product "
+          f"{product_rounding_error('medium', args.device):.3g} (0: float32 arithmetic; 'highest': "
+          f"{product_rounding_error('highest', args.device):.3g})")
     ratios = []
     if "train" in args.tasks:
         seconds = run_rounds("train", args)
         for side, values in seconds.items():
-            print(f"train  {side:<5} {describe(values, 1.0, 'updates/s')}   [7 x {BATCH} rows per update]")
-        median = {side: statistics.median(values) for side, values in seconds.items()}
-        ratios.append(f"ratio ensemble_train_vs_mbrl {median['mbrl'] / median['ours']:.3f}")
-        ratios.append(f"ratio ensemble_train_vs_loop {median['loop'] / median['ours']:.3f}")
+            print(f"train  {side:<11} {describe(values, 1.0, 'updates/s')}   [7 x {BATCH} rows per update]")
+        loop_ratio = statistics.median(seconds["loop"]) / statistics.median(seconds["ours"])
+        ratios += throughput_ratios("ensemble_train", seconds)
+        ratios.append(f"ratio ensemble_train_vs_loop {loop_ratio:.3f}")
     if "step" in args.tasks:
         seconds = run_rounds("step", args)
         for side, values in seconds.items():
-            print(f"step   {side:<5} {describe(values, args.rows, 'transitions/s')}   "
+            print(f"step   {side:<11} {describe(values, args.rows, 'transitions/s')}   "
                   f"[{args.rows} rows per call]")
-        median = {side: statistics.median(values) for side, values in seconds.items()}
-        ratios.append(f"ratio ensemble_step_vs_mbrl {median['mbrl'] / median['ours']:.3f}")
+        ratios += throughput_ratios("ensemble_step", seconds)
     print("\n".join(ratios))
     assert all(math.isfinite(float(line.split()[-1])) for line in ratios)
 

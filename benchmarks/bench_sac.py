@@ -57,14 +57,15 @@ def random_rows(device: torch.device, seed: int = 0):
             (torch.rand(ROWS, generator=g) < 0.01))
 
 
-def make_ours(device: torch.device, updates: int, compiled: bool = False):
+def make_ours(device: torch.device, updates: int, compiled: bool = False, precision: str = "highest"):
     from mbpo_lib.buffer import ReplayBuffer
+    from mbpo_lib.config import SACConfig
     from mbpo_lib.sac import SAC
 
     buffer = ReplayBuffer(ROWS, OBS, ACT, device=device)
     buffer.add_batch(*random_rows(device))
     options = {"compile": True, "cuda_graph": True} if compiled else {}
-    sac = SAC(OBS, ACT, device=device, seed=0, **options)
+    sac = SAC(OBS, ACT, SACConfig(matmul_precision=precision), device=device, seed=0, **options)
     g = torch.Generator(device=device).manual_seed(0)
 
     def run():
@@ -168,7 +169,26 @@ def make_plain(device: torch.device, updates: int):
     return run
 
 
+def at_medium(build):
+    """A peer's own code run under matmul_precision("medium"), the setting ``ours@medium`` uses."""
+    def make(device: torch.device, updates: int):
+        from mbpo_lib.precision import matmul_precision
+
+        run = build(device, updates)
+
+        def run_at_medium():
+            with matmul_precision("medium", device):
+                return run()
+
+        return run_at_medium
+
+    return make
+
+
+# "<who>@medium": the same code with matmul_precision "medium" (ours through its config).
 BUILDERS = {"ours": make_ours, "sb3": make_sb3, "plain": make_plain,
+            "ours@medium": lambda device, updates: make_ours(device, updates, precision="medium"),
+            "sb3@medium": at_medium(make_sb3),
             "compiled": lambda device, updates: make_ours(device, updates, compiled=True)}
 
 
@@ -205,11 +225,16 @@ def main() -> None:
         parser.error("stable-baselines3 is not installed: pip install -e .[bench] (or --peers plain)")
     allocator = {k: v for k, v in os.environ.items()
                  if k.startswith(("MALLOC_", "PYTORCH_CUDA_ALLOC_CONF", "LD_PRELOAD", "OMP_", "MKL_"))}
-    names = ["ours", *args.peers] + (["compiled"] if args.device == "cuda" else [])
+    names = ["ours", "ours@medium", *args.peers] + (["sb3@medium"] if "sb3" in args.peers else []) + (
+        ["compiled"] if args.device == "cuda" else [])
     print(f"SAC update at Hopper sizes: obs {OBS}, act {ACT}, hidden {HIDDEN}, batch {BATCH}; device "
           f"{args.device}, torch {torch.__version__}, {args.threads} thread(s); {args.rounds} processes x "
           f"{args.repeats} blocks x {args.updates} updates per candidate; environment of every process: "
           f"{allocator or 'no allocator or thread variables set'}", flush=True)
+    from mbpo_lib.precision import product_rounding_error
+    print(f"matmul_precision 'medium' on this machine: largest relative error of a product "
+          f"{product_rounding_error('medium', args.device):.3g} (0: float32 arithmetic; 'highest': "
+          f"{product_rounding_error('highest', args.device):.3g})", flush=True)
     results: dict[str, list[float]] = {name: [] for name in names}
     for r in range(args.rounds):
         for name in names if r % 2 == 0 else reversed(names):
@@ -221,9 +246,14 @@ def main() -> None:
                 sys.exit(f"{name} failed:\n{out.stderr}")
             results[name] += json.loads(out.stdout.strip().splitlines()[-1])["seconds_per_update"]
     for name, seconds in results.items():
-        print(f"{name:<9} {summary(seconds, 1e3, 'ms')} per update; "
+        print(f"{name:<11} {summary(seconds, 1e3, 'ms')} per update; "
               f"{1.0 / statistics.median(seconds):.0f} updates/s at the median")
     lines = [ratio_line(f"sac_update_time_vs_{peer}", results["ours"], results[peer]) for peer in args.peers]
+    lines += [ratio_line(f"sac_update_time_medium_vs_{peer}", results["ours@medium"], results[peer])
+              for peer in args.peers]
+    if "sb3@medium" in results:
+        lines.append(ratio_line("sac_update_time_medium_vs_sb3_medium", results["ours@medium"],
+                                results["sb3@medium"]))
     if "compiled" in results:
         lines.append(ratio_line("sac_update_time_compiled_vs_eager", results["compiled"], results["ours"]))
     print("\n".join(lines))

@@ -35,6 +35,7 @@ from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_sta
 from .mbpo import MBPO, read_metrics
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
+from .precision import MATMUL_PRECISIONS, matmul_precision
 from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, rollout_schedule
 from .runtime import default_device, fast_mode, seed_everything, setup_report
 from .sac import SAC, TanhGaussianActor, TwinCritic, tanh_log_prob
@@ -68,6 +69,7 @@ __all__ = [
     "EnsembleLinear",
     "FitReport",
     "GaussianEnsemble",
+    "MATMUL_PRECISIONS",
     "MBPO",
     "MBPOConfig",
     "ModelErrorReport",
@@ -110,6 +112,7 @@ __all__ = [
     "learning_curves",
     "linear_compounding_error",
     "make_env",
+    "matmul_precision",
     "model_buffer_capacity",
     "model_error_report",
     "multistep_error",

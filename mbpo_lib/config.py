@@ -6,9 +6,9 @@ environment with the official per-environment values, :func:`preset` picks a var
 paper-appendix schedule) or overrides, and :meth:`MBPOConfig.smoke` shrinks any of them for CI
 (the same code path with tiny sizes).
 
-This module sits at the bottom of the package: it imports only ``models`` and ``envs`` (which
-import nothing from the package), so ``dynamics``, ``sac``, ``rollout`` and ``mbpo`` can all
-import it without a cycle. That is why the rollout schedules (:class:`Schedule`,
+This module sits at the bottom of the package: it imports only ``models``, ``envs`` and
+``precision`` (which import nothing from the package), so ``dynamics``, ``sac``, ``rollout``
+and ``mbpo`` can all import it without a cycle. That is why the rollout schedules (:class:`Schedule`,
 :data:`ROLLOUT_SCHEDULES`) live here; ``mbpo_lib.rollout`` re-exports them next to
 ``rollout_schedule``.
 """
@@ -28,6 +28,7 @@ import torch
 
 from .envs import SUPPORTED_ENVS
 from .models import PAPER_WEIGHT_DECAYS
+from .precision import check_matmul_precision
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class EnsembleConfig:
         patience: stop once no member has improved for more than this many epochs (5).
         max_epochs: an optional cap on epochs per fit (None: the paper's code has none).
         init_max_logvar, init_min_logvar, logvar_bound_coef: the soft log-variance bounds.
+        matmul_precision: ``"highest"`` (float32 products, the default) or ``"medium"``
+            (products may round their inputs to bfloat16 on the CPU or TensorFloat-32 on CUDA;
+            faster), set only while the model trains and predicts (:mod:`mbpo_lib.precision`).
     """
 
     ensemble_size: int = 7
@@ -63,6 +67,7 @@ class EnsembleConfig:
     init_max_logvar: float = 0.5
     init_min_logvar: float = -10.0
     logvar_bound_coef: float = 0.01
+    matmul_precision: str = "highest"
 
     def validate(self) -> EnsembleConfig:
         """Raise ``ValueError`` naming the bad value and what is allowed; return self when fine."""
@@ -90,6 +95,7 @@ class EnsembleConfig:
         if self.max_epochs is not None and (not isinstance(self.max_epochs, int) or self.max_epochs < 1):
             raise ValueError("EnsembleConfig.max_epochs must be None or an int >= 1, got "
                              f"{self.max_epochs!r}")
+        check_matmul_precision(self.matmul_precision, "EnsembleConfig.matmul_precision")
         return self
 
 
@@ -113,6 +119,9 @@ class SACConfig:
             keeps the pre-tanh Gaussian from spreading mass only on the saturated ends; the lower
             one merely prevents underflow and lets the policy become nearly deterministic.
         reward_scale: rewards are multiplied by this in the critic's target (1.0).
+        matmul_precision: ``"highest"`` (float32 products, the default) or ``"medium"``
+            (products may round their inputs to bfloat16 on the CPU or TensorFloat-32 on CUDA;
+            faster), set only while the agent acts and learns (:mod:`mbpo_lib.precision`).
     """
 
     hidden_sizes: tuple[int, ...] = (256, 256)
@@ -128,6 +137,7 @@ class SACConfig:
     log_std_min: float = -20.0
     log_std_max: float = 2.0
     reward_scale: float = 1.0
+    matmul_precision: str = "highest"
 
     def validate(self) -> SACConfig:
         """Raise ``ValueError`` naming the bad value and what is allowed; return self when fine."""
@@ -158,6 +168,7 @@ class SACConfig:
                              f"({self.log_std_max})")
         if not isinstance(self.learn_alpha, bool):
             raise ValueError(f"SACConfig.learn_alpha must be True or False, got {self.learn_alpha!r}")
+        check_matmul_precision(self.matmul_precision, "SACConfig.matmul_precision")
         return self
 
 

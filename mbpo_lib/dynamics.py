@@ -30,6 +30,7 @@ import torch
 
 from .config import EnsembleConfig
 from .models import GaussianEnsemble, Normalizer
+from .precision import matmul_precision
 
 
 class TransitionSource(Protocol):
@@ -278,13 +279,18 @@ class DynamicsModel:
         its gradient (:func:`make_optimizer`).
         """
         self.network.train()
-        mean, logvar = self.network(inputs)
-        member = self.network.member_losses(mean, logvar, targets)
-        loss = member.sum() + self.network.bound_penalty()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with self._matmul_precision():
+            mean, logvar = self.network(inputs)
+            member = self.network.member_losses(mean, logvar, targets)
+            loss = member.sum() + self.network.bound_penalty()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         self.optimizer.step()
         return member.detach()
+
+    def _matmul_precision(self):
+        """The context that sets ``config.matmul_precision`` for this model's matrix products."""
+        return matmul_precision(self.config.matmul_precision, self.device)
 
     def _restore(self, params: list[torch.Tensor], saved: list[torch.Tensor],
                  optimizer_state: dict[str, Any]) -> None:
@@ -296,7 +302,8 @@ class DynamicsModel:
     @torch.no_grad()
     def _holdout_mse(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         self.network.eval()
-        mean, _ = self.network(inputs)
+        with self._matmul_precision():
+            mean, _ = self.network(inputs)
         return self.network.member_mse(mean, targets)
 
     # --- prediction ------------------------------------------------------------------------
@@ -305,7 +312,8 @@ class DynamicsModel:
     def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every member's Gaussian over ``[r, s' - s]``: ``(mean, logvar)``, each ``[E, B, 1+obs]``."""
         x = torch.cat([self._as_rows(obs, self.obs_dim, "obs"), self._as_rows(act, self.act_dim, "act")], -1)
-        return self.network(self.normalizer(x))
+        with self._matmul_precision():
+            return self.network(self.normalizer(x))
 
     @torch.no_grad()
     def step(self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None,
@@ -327,13 +335,14 @@ class DynamicsModel:
         member = self._elites[pick]
         info: dict[str, torch.Tensor] = {"member": member}
         self.network.eval()
-        if disagreement:
-            means, logvars = self.network(x, self._elites)                  # [elites, B, out]
-            index = torch.arange(rows, device=self.device)
-            mean, logvar = means[pick, index], logvars[pick, index]
-            info["disagreement"] = means.std(dim=0, unbiased=False).mean(dim=-1)
-        else:
-            mean, logvar = self.network.forward_per_row(x, member)
+        with self._matmul_precision():
+            if disagreement:
+                means, logvars = self.network(x, self._elites)              # [elites, B, out]
+                index = torch.arange(rows, device=self.device)
+                mean, logvar = means[pick, index], logvars[pick, index]
+                info["disagreement"] = means.std(dim=0, unbiased=False).mean(dim=-1)
+            else:
+                mean, logvar = self.network.forward_per_row(x, member)
         if not deterministic:
             mean = mean + torch.exp(0.5 * logvar) * _draw("randn", tuple(mean.shape), generator, self.device)
         return obs + mean[:, 1:], mean[:, 0], info

@@ -30,6 +30,11 @@ from torch import nn
 
 # The paper's per-layer L2 weight decay, input layer to output layer (4 hidden layers).
 PAPER_WEIGHT_DECAYS = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+# Rows per member in one slice of a large prediction on the CPU (GaussianEnsemble.forward_per_row):
+# [5, 1024, 200] float32 activations are 4 MB, about the cache of a core; 256 to 1024 rows all ran
+# 10-20 % faster than the whole [5, 20000, 200] batch at once, 4096 and more no faster (2-core AMD
+# EPYC, torch 2.13).
+CPU_ROWS_PER_SLICE = 1024
 
 
 class EnsembleLinear(nn.Module):
@@ -132,13 +137,29 @@ class GaussianEnsemble(nn.Module):
         if x.dim() != 3 or x.shape[0] != m or x.shape[-1] != self.in_dim:
             raise ValueError(f"expected input [{m}, B, {self.in_dim}] or [B, {self.in_dim}], "
                              f"got {list(x.shape)}")
+        return self._split(self._layers_out(x, self._member_params(members)))
+
+    def _member_params(self, members: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's ``(weight, bias)`` for the members run (all E when None)."""
+        if members is None:
+            return [(layer.weight, layer.bias) for layer in self.layers]
+        return [(layer.weight[members], layer.bias[members]) for layer in self.layers]
+
+    def _layers_out(self, x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]],
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+        """The raw last-layer output ``[m, B, 2 out]`` (mean, then raw log-variance), written into
+        ``out`` when given."""
         # Without autograd (prediction, holdout scores) nothing keeps the pre-activation, so SiLU
         # overwrites it: one large buffer less per layer, which matters for 100K-row rollouts.
         inplace = not torch.is_grad_enabled()
         h = x
-        for layer in self.layers[:-1]:
-            h = F.silu(layer(h, members), inplace=inplace)
-        mean, raw_logvar = self.layers[-1](h, members).chunk(2, dim=-1)
+        for weight, bias in params[:-1]:
+            h = F.silu(torch.baddbmm(bias, h, weight), inplace=inplace)
+        weight, bias = params[-1]
+        return torch.baddbmm(bias, h, weight) if out is None else torch.baddbmm(bias, h, weight, out=out)
+
+    def _split(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw_logvar = raw.chunk(2, dim=-1)
         return mean, self.bound_logvar(raw_logvar)
 
     def bound_logvar(self, raw: torch.Tensor) -> torch.Tensor:
@@ -157,7 +178,10 @@ class GaussianEnsemble(nn.Module):
 
         Only the chosen member is computed for a row: rows are grouped by member into a padded
         ``[m, n_max, in]`` batch (m = distinct members used) and run in one batched forward,
-        about E times less work than running every member on every row.
+        about E times less work than running every member on every row. On the CPU without
+        autograd the padded batch goes through in slices of :data:`CPU_ROWS_PER_SLICE` rows per
+        member, so each layer's activations stay in the cache instead of streaming 80 MB per
+        layer through memory for 100,000 rows (the same products, row by row, so the same result).
         """
         if member.shape != x.shape[:1]:
             raise ValueError(f"member must be [B] = [{x.shape[0]}], got {list(member.shape)}")
@@ -170,7 +194,15 @@ class GaussianEnsemble(nn.Module):
         n_max = int(counts.max()) if x.shape[0] else 0
         padded = x.new_zeros(used.shape[0], n_max, x.shape[-1])
         padded[sorted_group, slot] = x[order]
-        mean, logvar = self.forward(padded, used)
+        if x.device.type == "cpu" and not torch.is_grad_enabled() and n_max > CPU_ROWS_PER_SLICE:
+            params = self._member_params(used)
+            raw = padded.new_empty(used.shape[0], n_max, 2 * self.out_dim)
+            for start in range(0, n_max, CPU_ROWS_PER_SLICE):
+                rows = slice(start, start + CPU_ROWS_PER_SLICE)
+                self._layers_out(padded[:, rows], params, out=raw[:, rows])
+            mean, logvar = self._split(raw)
+        else:
+            mean, logvar = self.forward(padded, used)
         out_mean = torch.empty(x.shape[0], self.out_dim, dtype=mean.dtype, device=x.device)
         out_logvar = torch.empty_like(out_mean)
         out_mean[order] = mean[sorted_group, slot]

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SACConfig
+from .precision import matmul_precision
 
 if TYPE_CHECKING:  # sac stands alone: the Batch type is only named, never imported at run time
     from .buffer import Batch
@@ -270,7 +271,8 @@ class SAC:
             x = x.unsqueeze(0)
         if x.dim() != 2 or x.shape[1] != self.obs_dim:
             raise ValueError(f"obs must be [{self.obs_dim}] or [B, {self.obs_dim}], got {list(x.shape)}")
-        mean, log_std = self.actor(x)
+        with matmul_precision(self.config.matmul_precision, self.device):
+            mean, log_std = self.actor(x)
         if not deterministic:
             g = generator or self.generator
             noise = torch.randn(mean.shape, generator=g, device=g.device).to(self.device)
@@ -374,9 +376,10 @@ class SAC:
 
     def _step(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Losses, one backward, one Adam step for every parameter, the Polyak step."""
-        loss, metrics = self._losses(*inputs)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with matmul_precision(self.config.matmul_precision, self.device):
+            loss, metrics = self._losses(*inputs)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         self.optimizer.step()
         self._polyak()
         return metrics

@@ -239,7 +239,8 @@ def _package_imports(module: str) -> set[str]:
 
 
 def test_config_stays_at_the_bottom_and_rollout_only_uses_config():
-    assert _package_imports("config") == {"models", "envs"}
+    assert _package_imports("config") == {"models", "envs", "precision"}
+    assert _package_imports("precision") == set()
     assert _package_imports("rollout") == {"config"}
     from mbpo_lib import rollout
     assert rollout.Schedule is Schedule and rollout.ROLLOUT_SCHEDULES is ROLLOUT_SCHEDULES

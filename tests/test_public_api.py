@@ -10,7 +10,8 @@ PACKAGE = Path(mbpo_lib.__file__).parent
 # diagnostics, plotting and widgets sit on top and nothing core imports them, with one
 # deliberate exception: the trainer (mbpo) imports diagnostics to log its model monitoring,
 # and diagnostics then imports only the lower layers it measures and draws with.
-CORE = {"models", "dynamics", "rollout", "mbpo", "sac", "buffer", "config", "envs", "termination"}
+CORE = {"models", "dynamics", "rollout", "mbpo", "sac", "buffer", "config", "envs", "termination",
+        "precision"}
 ON_TOP = {"theory", "diagnostics", "plotting", "widgets", "diagrams", "sweep"}
 ALLOWED = {("mbpo", "diagnostics")}
 DIAGNOSTICS_MAY_IMPORT = {"models", "dynamics", "theory", "buffer", "plotting"}

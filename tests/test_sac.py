@@ -1,6 +1,7 @@
 """SAC: the tanh-Gaussian density, the target, Polyak, the temperature, bad input, determinism,
 and (slow) learning Pendulum-v1."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from torch.testing import assert_close
 
 from mbpo_lib.buffer import Batch, ReplayBuffer
 from mbpo_lib.config import SACConfig
+from mbpo_lib.precision import MATMUL_PRECISIONS
 from mbpo_lib.sac import SAC, TwinCritic, tanh_log_prob
 
 OBS, ACT = 5, 2
@@ -377,12 +379,12 @@ PENDULUM_CONFIG = SACConfig(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3
 PENDULUM_THRESHOLD = -400.0
 
 
-def train_pendulum(seed: int, steps: int = PENDULUM_STEPS) -> SAC:
+def train_pendulum(seed: int, steps: int = PENDULUM_STEPS, precision: str = "highest") -> SAC:
     """The plain SAC loop: one env step with the stochastic policy, then one update."""
     from mbpo_lib.envs import make_env
 
     env = make_env("Pendulum-v1", seed)
-    sac = SAC(3, 1, PENDULUM_CONFIG, seed=seed)
+    sac = SAC(3, 1, dataclasses.replace(PENDULUM_CONFIG, matmul_precision=precision), seed=seed)
     buffer = ReplayBuffer(steps, 3, 1)
     g = torch.Generator().manual_seed(seed)
     obs, _ = env.reset(seed=seed)
@@ -398,9 +400,11 @@ def train_pendulum(seed: int, steps: int = PENDULUM_STEPS) -> SAC:
 
 
 @pytest.mark.slow
-def test_sac_learns_pendulum():
+@pytest.mark.parametrize("precision", MATMUL_PRECISIONS)
+def test_sac_learns_pendulum(precision):
+    """Also with matmul_precision "medium": the faster products must not cost the learning."""
     from mbpo_lib.envs import evaluate
 
-    sac = train_pendulum(seed=0)
+    sac = train_pendulum(seed=0, precision=precision)
     mean, std = evaluate(sac, "Pendulum-v1", episodes=PENDULUM_EVAL_EPISODES, seed=1000)
     assert mean > PENDULUM_THRESHOLD, f"mean return {mean:.0f} +- {std:.0f} after {PENDULUM_STEPS} steps"
