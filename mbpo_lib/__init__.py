@@ -35,7 +35,7 @@ from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_sta
 from .mbpo import MBPO, read_metrics
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
-from .precision import MATMUL_PRECISIONS, matmul_precision
+from .precision import MATMUL_PRECISIONS, matmul_precision, product_rounding_error
 from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, rollout_schedule
 from .runtime import default_device, fast_mode, seed_everything, setup_report
 from .sac import SAC, TanhGaussianActor, TwinCritic, tanh_log_prob
@@ -123,6 +123,7 @@ __all__ = [
     "plot_mbpo_loop",
     "plot_predictions",
     "preset",
+    "product_rounding_error",
     "read_metrics",
     "real_windows",
     "restore_env_state",

@@ -7,6 +7,8 @@ Examples::
     python -m mbpo_lib train --env Hopper-v5 --run-dir runs/h0 --resume   # continue after a crash
     python -m mbpo_lib train --env Hopper-v5 --algo sac               # SAC alone, same budget
     python -m mbpo_lib train --env Hopper-v5 --set ensemble.max_epochs=30 --set real_ratio=0.1
+    python -m mbpo_lib train --env Hopper-v5 --set ensemble.matmul_precision=medium \\
+        --set sac.matmul_precision=medium                             # faster products
     python -m mbpo_lib evaluate runs/h0/checkpoint.pt --episodes 10
     python -m mbpo_lib plot runs/h0 runs/h1 --output curves.png
     python -m mbpo_lib sweep --envs InvertedPendulum-v5,Hopper-v5 --algos mbpo,sac --seeds 0-4

@@ -16,6 +16,9 @@
 * :meth:`DynamicsModel.step` draws one elite per row uniformly at random and samples
   :math:`\\hat y = \\mu + \\sigma \\odot \\xi,\\ \\xi \\sim \\mathcal{N}(0, I)` from it (or takes
   :math:`\\mu` when deterministic), returning :math:`s + \\widehat{\\Delta s}` and :math:`\\hat r`.
+
+``EnsembleConfig(matmul_precision="medium")`` lets the matrix products of fitting and
+prediction run in a faster format (:mod:`mbpo_lib.precision`); the default keeps float32.
 """
 
 from __future__ import annotations

@@ -181,7 +181,8 @@ class GaussianEnsemble(nn.Module):
         about E times less work than running every member on every row. On the CPU without
         autograd the padded batch goes through in slices of :data:`CPU_ROWS_PER_SLICE` rows per
         member, so each layer's activations stay in the cache instead of streaming 80 MB per
-        layer through memory for 100,000 rows (the same products, row by row, so the same result).
+        layer through memory for 100,000 rows (each row meets the same products; the tests check
+        that the result does not change).
         """
         if member.shape != x.shape[:1]:
             raise ValueError(f"member must be [B] = [{x.shape[0]}], got {list(member.shape)}")

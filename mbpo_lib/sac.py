@@ -37,6 +37,8 @@ Adam step together. That lets one backward pass serve all three losses: the acto
 the critics through *detached* weights, so no critic weight gradient is computed for it, and the
 two critics run as one batched network (weights ``[2, in, out]``, one ``baddbmm`` per layer).
 One fused Adam call updates every tensor, one ``_foreach_lerp_`` moves every target tensor.
+``SACConfig(matmul_precision="medium")`` lets the matrix products of acting and learning run
+in a faster format (:mod:`mbpo_lib.precision`); the default keeps float32 products.
 """
 
 from __future__ import annotations

@@ -632,6 +632,43 @@ print(f"G = {G} updates: {1000 * (time.perf_counter() - start):.0f} ms on the CP
 #   minimum, the slow targets, and an entropy target that keeps the policy from collapsing onto
 #   whatever the model gets wrong. What a model error does to the critic is notebook 06's topic.
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ## Faster products, the same numbers? `matmul_precision`
+#
+# An update is mostly $256 \times 256$ matrix products. PyTorch can let float32 products run in
+# a cheaper format (`torch.set_float32_matmul_precision`); `SACConfig(matmul_precision="medium")`
+# allows it only inside SAC's own work. What it costs depends on the hardware, so we measure:
+# the largest relative error of the product $X I$ for float32 $X$ (0 means float32 arithmetic,
+# $2^{-9}$ bfloat16 inputs), then one update's metrics and the time per update in both settings.
+
+# %% slideshow={"slide_type": "fragment"}
+rounding = mbpo_lib.product_rounding_error("medium", device)
+print(f"'medium' on {device}: largest relative error of a product {rounding:.1e}")
+g = torch.Generator().manual_seed(1)
+hopper_batch = [x.to(device) for x in (
+    torch.randn(256, 11, generator=g), torch.rand(256, 3, generator=g) * 2 - 1,
+    torch.randn(256, generator=g), torch.randn(256, 11, generator=g), torch.zeros(256))]
+first, per_update = {}, {}
+for precision in mbpo_lib.MATMUL_PRECISIONS:   # Hopper's sizes, 256-unit networks
+    agent = mbpo_lib.SAC(11, 3, mbpo_lib.SACConfig(matmul_precision=precision), device=device, seed=0)
+    first[precision] = agent.update(hopper_batch)
+    start = time.perf_counter()
+    for _ in range(G):
+        agent.update(hopper_batch)
+    per_update[precision] = (time.perf_counter() - start) / G
+    print(f"{precision:>8}: {1000 * per_update[precision]:5.2f} ms per update, "
+          f"critic loss {first[precision]['critic_loss']:.6f}")
+for name, value in first["highest"].items():   # bfloat16's tolerance, whatever this machine did
+    assert math.isclose(first["medium"][name], value, rel_tol=0.05, abs_tol=1e-3), name
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# - On the AMD EPYC this series was built on (AVX-512, no AMX), `"medium"` changes no number:
+#   there oneDNN computes in float32, only with AVX-512 code where MKL gives AMD processors AVX2.
+#   `benchmarks/bench_sac.py` (one thread) measured 5.4 ms per update instead of 8.4.
+# - On an Intel CPU with AMX the inputs really are rounded to bfloat16, and on a GPU it means TF32.
+#   `tests/test_precision.py` checks that an update, a model fit and SAC's learning on Pendulum
+#   hold up. The default stays `"highest"`.
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Experiment: SAC on Pendulum-v1
 #
