@@ -140,3 +140,17 @@ def test_a_medium_sac_update_matches_highest():
     obs = torch.randn(8, 11, generator=g)
     torch.testing.assert_close(agents[1].act(obs, deterministic=True), agents[0].act(obs, deterministic=True),
                                rtol=0, atol=0.05)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_medium_means_tf32_on_cuda_and_is_restored():
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip("this torch has no torch.backends.cuda.matmul.fp32_precision (torch < 2.9)")
+    before = matmul.fp32_precision
+    with matmul_precision("medium", "cuda"):
+        assert matmul.fp32_precision == "tf32"
+    assert matmul.fp32_precision == before
+    assert product_rounding_error("highest", "cuda") == 0.0
+    assert product_rounding_error("medium", "cuda") <= 2.0 ** -11     # TF32: 10 stored mantissa bits
