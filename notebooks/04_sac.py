@@ -661,7 +661,9 @@ for precision in mbpo_lib.MATMUL_PRECISIONS:   # Hopper's sizes, 256-unit networ
 for name, value in first["highest"].items():   # bfloat16's tolerance, whatever this machine did
     assert math.isclose(first["medium"][name], value, rel_tol=0.05, abs_tol=1e-3), name
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ## `matmul_precision`: what it does where
+#
 # - On the AMD EPYC this series was built on (AVX-512, no AMX), `"medium"` changes no number:
 #   there oneDNN computes in float32, only with AVX-512 code where MKL gives AMD processors AVX2.
 #   `benchmarks/bench_sac.py` (one thread) measured 5.4 ms per update instead of 8.4.
