@@ -94,8 +94,9 @@ def product_rounding_error(precision: str, device: torch.device | str = "cpu", s
     error of ``X @ I`` (batched and plain), ``X`` float32 with all 24 mantissa bits in use.
 
     0.0 means the inputs were not rounded (float32 arithmetic; e.g. ``"medium"`` on a CPU that
-    has no fast bfloat16 kernel, where oneDNN computes in float32); up to ``2**-9`` means
-    bfloat16 inputs, up to ``2**-12`` TensorFloat-32 (round to nearest).
+    has no fast bfloat16 kernel, where oneDNN computes in float32); up to ``2**-8`` means
+    bfloat16 inputs, up to ``2**-11`` TensorFloat-32 (round to nearest; twice that if the
+    hardware truncates).
     """
     device = torch.device(device)
     g = torch.Generator().manual_seed(0)

@@ -639,7 +639,7 @@ print(f"G = {G} updates: {1000 * (time.perf_counter() - start):.0f} ms on the CP
 # a cheaper format (`torch.set_float32_matmul_precision`); `SACConfig(matmul_precision="medium")`
 # allows it only inside SAC's own work. What it costs depends on the hardware, so we measure:
 # the largest relative error of the product $X I$ for float32 $X$ (0 means float32 arithmetic,
-# $2^{-9}$ bfloat16 inputs), then one update's metrics and the time per update in both settings.
+# up to $2^{-8}$ bfloat16 inputs), then one update's metrics and its time in both settings.
 
 # %% slideshow={"slide_type": "fragment"}
 rounding = mbpo_lib.product_rounding_error("medium", device)

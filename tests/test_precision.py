@@ -15,8 +15,8 @@ from mbpo_lib.precision import (
 )
 
 # "medium" may round each input of a product to bfloat16: 8 significant bits, so a relative error
-# of at most 2**-9 per input (round to nearest). Tolerances below allow for that much; on a CPU
-# without AMX oneDNN keeps float32 and the results agree far more closely.
+# of at most 2**-8 per input (round to nearest; 2**-7 if truncated). Tolerances below allow for
+# that much; on a CPU without AMX oneDNN keeps float32 and the results agree far more closely.
 BFLOAT16_EPS = 2.0 ** -8
 
 
@@ -77,7 +77,7 @@ def test_highest_leaves_a_users_own_global_setting_alone():
 
 def test_highest_products_are_exact_and_medium_rounds_at_most_to_bfloat16():
     assert product_rounding_error("highest", "cpu") == 0.0
-    assert 0.0 <= product_rounding_error("medium", "cpu") <= 2.0 ** -9
+    assert 0.0 <= product_rounding_error("medium", "cpu") <= 2.0 ** -7     # bfloat16, even truncated
 
 
 def test_sliced_cpu_prediction_equals_running_each_member_on_its_rows():
@@ -153,4 +153,4 @@ def test_medium_means_tf32_on_cuda_and_is_restored():
         assert matmul.fp32_precision == "tf32"
     assert matmul.fp32_precision == before
     assert product_rounding_error("highest", "cuda") == 0.0
-    assert product_rounding_error("medium", "cuda") <= 2.0 ** -11     # TF32: 10 stored mantissa bits
+    assert product_rounding_error("medium", "cuda") <= 2.0 ** -10     # TF32: 10 stored bits, even truncated
