@@ -134,9 +134,10 @@ def test_a_medium_sac_update_matches_highest():
     for name in metrics[0]:
         assert metrics[1][name] == pytest.approx(metrics[0][name], rel=20 * BFLOAT16_EPS, abs=1e-3), name
     for p_high, p_medium in zip(agents[0].actor.parameters(), agents[1].actor.parameters(), strict=True):
-        # one Adam step moves each weight by about lr = 3e-4: the step, not the weight, is compared
-        step = (p_medium - p_high).abs().max()
-        assert step <= 3e-4 * 0.5, float(step)
+        # Adam's first step moves every weight by about lr = 3e-4 along the sign of its gradient;
+        # rounding can flip that sign only where a gradient is close to 0: for very few weights
+        moved_apart = float(((p_medium - p_high).abs() > 3e-4 / 2).float().mean())
+        assert moved_apart < 0.01, moved_apart
     obs = torch.randn(8, 11, generator=g)
     torch.testing.assert_close(agents[1].act(obs, deterministic=True), agents[0].act(obs, deterministic=True),
                                rtol=0, atol=0.05)
