@@ -7,6 +7,9 @@ Figures go to, in order of preference:
 2. the repository's ``figures/`` folder, found from the installed package (an editable
    install) or from the working directory and its parents (a notebook run inside a clone);
 3. ``./figures`` (Colab, or a plain ``pip install`` outside a clone).
+
+In FAST mode (``MBPO_FAST=1``) 2 and 3 become their ``fast/`` subfolder: a shrunken run's
+figures never replace the full runs' figures that the README and the slides show.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
+
+from .runtime import fast_mode
 
 FIGURES_ENV_VAR = "MBPO_FIGURES_DIR"
 _FIGURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -69,6 +74,8 @@ def figures_dir() -> Path:
         candidates = [package_parent, Path.cwd(), *Path.cwd().parents]
         root = next((path for path in candidates if _is_repository_root(path)), None)
         folder = (root if root is not None else Path.cwd()) / "figures"
+        if fast_mode():
+            folder = folder / "fast"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

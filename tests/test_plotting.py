@@ -32,6 +32,7 @@ def test_figures_dir_uses_the_environment_variable(monkeypatch, tmp_path):
 
 def test_figures_dir_defaults_to_the_repository(monkeypatch, tmp_path):
     monkeypatch.delenv("MBPO_FIGURES_DIR", raising=False)
+    monkeypatch.delenv("MBPO_FAST", raising=False)
     monkeypatch.chdir(tmp_path)  # the package itself lives in the repository (editable install)
     assert mbpo_lib.figures_dir() == REPO / "figures"
 
@@ -39,6 +40,7 @@ def test_figures_dir_defaults_to_the_repository(monkeypatch, tmp_path):
 def test_figures_dir_finds_the_repository_from_a_subfolder(monkeypatch, tmp_path):
     # A non-editable install (the package in site-packages) run from inside a clone.
     monkeypatch.delenv("MBPO_FIGURES_DIR", raising=False)
+    monkeypatch.delenv("MBPO_FAST", raising=False)
     monkeypatch.setattr(plotting, "__file__", str(tmp_path / "site-packages/mbpo_lib/plotting.py"))
     monkeypatch.chdir(REPO / "notebooks")
     assert mbpo_lib.figures_dir() == REPO / "figures"
@@ -47,11 +49,22 @@ def test_figures_dir_finds_the_repository_from_a_subfolder(monkeypatch, tmp_path
 def test_figures_dir_falls_back_to_the_working_directory(monkeypatch, tmp_path):
     # Colab: installed from git, working directory outside any clone.
     monkeypatch.delenv("MBPO_FIGURES_DIR", raising=False)
+    monkeypatch.delenv("MBPO_FAST", raising=False)
     monkeypatch.setattr(plotting, "__file__", str(tmp_path / "site-packages/mbpo_lib/plotting.py"))
     work = tmp_path / "content"
     work.mkdir()
     monkeypatch.chdir(work)
     assert mbpo_lib.figures_dir() == work / "figures"
+
+
+def test_fast_mode_figures_go_to_a_subfolder_unless_the_variable_says_where(monkeypatch, tmp_path):
+    """A FAST run inside a clone must not replace the committed full-run figures."""
+    monkeypatch.delenv("MBPO_FIGURES_DIR", raising=False)
+    monkeypatch.setenv("MBPO_FAST", "1")
+    monkeypatch.chdir(tmp_path)
+    assert mbpo_lib.figures_dir() == REPO / "figures" / "fast"
+    monkeypatch.setenv("MBPO_FIGURES_DIR", str(tmp_path / "mine"))
+    assert mbpo_lib.figures_dir() == tmp_path / "mine"
 
 
 def test_save_figure_writes_a_png(monkeypatch, tmp_path, figure):
