@@ -666,7 +666,7 @@ for name, value in first["highest"].items():   # bfloat16's tolerance, whatever 
 #
 # - On the AMD EPYC this series was built on (AVX-512, no AMX), `"medium"` changes no number:
 #   there oneDNN computes in float32, only with AVX-512 code where MKL gives AMD processors AVX2.
-#   `benchmarks/bench_sac.py` (one thread) measured 5.4 ms per update instead of 8.4.
+#   `benchmarks/bench_sac.py` (one thread) measured 4.8 ms per update instead of 8.2.
 # - On an Intel CPU with AMX the inputs really are rounded to bfloat16, and on a GPU it means TF32.
 #   `tests/test_precision.py` checks that an update, a model fit and SAC's learning on Pendulum
 #   hold up. The default stays `"highest"`.
