@@ -307,6 +307,8 @@ def main() -> None:
     if args.worker:
         worker(*args.worker, args)
         return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here")
     if args.rows % ELITES:
         parser.error(f"--rows must be a multiple of {ELITES} (mbrl's random_model splits rows evenly)")
     print(f"ensemble: {MEMBERS} members ({ELITES} elites), {LAYERS}x{HIDDEN} SiLU, in {OBS + ACT}, out "
