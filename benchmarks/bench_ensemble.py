@@ -27,9 +27,16 @@ processes run in rounds, the order flipped every round, so a burst of load from 
 hits every side alike. Each process times ``--samples`` samples after a warm-up; the printed
 figures are the median over all samples of all rounds, with min and max.
 
+Every side but ``loop`` also runs as ``<side>@medium``: ours with
+``EnsembleConfig(matmul_precision="medium")``, mbrl's unchanged code inside
+``mbpo_lib.matmul_precision("medium", device)`` (see ``mbpo_lib/precision.py``; the script first
+prints what that setting does to a product on this machine).
+
 The script ends with ``ratio <name> <ours/peer>`` lines, throughput over throughput (above 1:
-ours is faster): ``ratio ensemble_train_vs_mbrl``, ``ratio ensemble_train_vs_loop`` and
-``ratio ensemble_step_vs_mbrl``. Targets (issue 3): train >= 1.5, step >= 3.
+ours is faster): for ``train`` and ``step`` each, ``..._vs_mbrl`` (both as they ship),
+``..._medium_vs_mbrl`` (ours at "medium" against mbrl as it ships) and
+``..._medium_vs_mbrl_medium`` (both at "medium"); and ``ensemble_train_vs_loop``.
+Targets (issue 3): train >= 1.5, step >= 3.
 
 Install the peer with ``make bench`` (see benchmarks/README.md), then e.g.
 ``.venv/bin/python benchmarks/bench_ensemble.py --rounds 3`` (``--device cuda`` on a GPU).

@@ -11,6 +11,10 @@ the Polyak step of the target critics.
 * ``plain``: a minimal eager PyTorch SAC written here (two separate critic networks, three
   Adam optimisers, critic then actor then temperature, as most tutorials write it): the
   baseline that shows what our design choices buy;
+* ``ours@medium`` and ``sb3@medium``: the same, with ``SACConfig(matmul_precision="medium")``
+  for ours and stable-baselines3's unchanged code inside ``mbpo_lib.matmul_precision("medium",
+  device)`` (see ``mbpo_lib/precision.py``; the script first prints what that setting does to a
+  product on this machine);
 * on CUDA, ``compiled``: ours with ``compile=True, cuda_graph=True`` (``torch.compile`` of the
   losses and the whole update replayed as one CUDA graph), against ``ours``.
 
