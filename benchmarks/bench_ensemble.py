@@ -56,13 +56,13 @@ from collections.abc import Callable
 
 import torch
 from mbrl_peer import ACT, ELITES, HIDDEN, LAYERS, MEMBERS, OBS, mbrl_model
+from timing import at_medium, precision_report
 from torch import nn
 from torch.nn import functional as F
 
 from mbpo_lib.config import EnsembleConfig
 from mbpo_lib.dynamics import DynamicsModel
 from mbpo_lib.models import PAPER_WEIGHT_DECAYS, GaussianEnsemble
-from mbpo_lib.precision import matmul_precision, product_rounding_error
 
 BATCH, LR, DATA_ROWS = 256, 1e-3, 20_000
 # A side is "<who>" (float32 products, PyTorch's default) or "<who>@medium" (the same code with
@@ -245,12 +245,8 @@ def worker(task: str, side: str, args: argparse.Namespace) -> None:
         build = {"ours": step_ours, "mbrl": step_mbrl}[who]
         call = build(device, args.rows, precision) if who == "ours" else build(device, args.rows)
         per_sample = 1
-    if who != "ours" and precision != "highest":   # a peer's own code, run under the same setting
-        peer_call = call
-
-        def call() -> object:
-            with matmul_precision(precision, device):
-                return peer_call()
+    if who != "ours" and precision == "medium":   # a peer's own code, run under the same setting
+        call = at_medium(call, device)
     for _ in range(args.warmup):
         call()
     if device.type == "cuda":
@@ -322,9 +318,7 @@ def main() -> None:
           f"{OBS + 1} (+ log-variance), float32, device {args.device}, torch {torch.__version__}, "
           f"{args.threads} thread(s), {args.rounds} rounds x {args.samples} samples per side, "
           f"{', '.join(f'{k}={v}' for k, v in ALLOCATOR.items())}")
-    print(f"matmul_precision 'medium' on this machine: largest relative error of a product "
-          f"{product_rounding_error('medium', args.device):.3g} (0: float32 arithmetic; 'highest': "
-          f"{product_rounding_error('highest', args.device):.3g})")
+    print(precision_report(args.device))
     ratios = []
     if "train" in args.tasks:
         seconds = run_rounds("train", args)

@@ -49,7 +49,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import measure, ratio_line, summary  # noqa: E402 (the shared helper next to this file)
+from timing import (  # noqa: E402 (the shared helper next to this file)
+    at_medium,
+    measure,
+    precision_report,
+    ratio_line,
+    summary,
+)
 
 OBS, ACT, HIDDEN, BATCH, ROWS = 11, 3, (256, 256), 256, 10_000
 
@@ -173,26 +179,10 @@ def make_plain(device: torch.device, updates: int):
     return run
 
 
-def at_medium(build):
-    """A peer's own code run under matmul_precision("medium"), the setting ``ours@medium`` uses."""
-    def make(device: torch.device, updates: int):
-        from mbpo_lib.precision import matmul_precision
-
-        run = build(device, updates)
-
-        def run_at_medium():
-            with matmul_precision("medium", device):
-                return run()
-
-        return run_at_medium
-
-    return make
-
-
 # "<who>@medium": the same code with matmul_precision "medium" (ours through its config).
 BUILDERS = {"ours": make_ours, "sb3": make_sb3, "plain": make_plain,
             "ours@medium": lambda device, updates: make_ours(device, updates, precision="medium"),
-            "sb3@medium": at_medium(make_sb3),
+            "sb3@medium": lambda device, updates: at_medium(make_sb3(device, updates), device),
             "compiled": lambda device, updates: make_ours(device, updates, compiled=True)}
 
 
@@ -235,10 +225,7 @@ def main() -> None:
           f"{args.device}, torch {torch.__version__}, {args.threads} thread(s); {args.rounds} processes x "
           f"{args.repeats} blocks x {args.updates} updates per candidate; environment of every process: "
           f"{allocator or 'no allocator or thread variables set'}", flush=True)
-    from mbpo_lib.precision import product_rounding_error
-    print(f"matmul_precision 'medium' on this machine: largest relative error of a product "
-          f"{product_rounding_error('medium', args.device):.3g} (0: float32 arithmetic; 'highest': "
-          f"{product_rounding_error('highest', args.device):.3g})", flush=True)
+    print(precision_report(args.device), flush=True)
     results: dict[str, list[float]] = {name: [] for name in names}
     for r in range(args.rounds):
         for name in names if r % 2 == 0 else reversed(names):

@@ -1,4 +1,5 @@
-"""The one timing helper the benchmarks share: interleaved repeats, medians, spread, ratio lines.
+"""The one timing helper the benchmarks share: interleaved repeats, medians, spread, ratio lines,
+and the two pieces both use for their ``@medium`` sides (the precision report, a peer at "medium").
 
 Ours and the peer run in turns (A B, B A, A B, ...) after warm-up, so a burst of load from
 another job on the machine hits both sides alike rather than one; we report the median of the
@@ -12,6 +13,8 @@ import time
 from collections.abc import Callable
 
 import torch
+
+from mbpo_lib.precision import matmul_precision, product_rounding_error
 
 
 def measure(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
@@ -63,3 +66,19 @@ def ratio_line(name: str, ours: list[float], peer: list[float]) -> str:
     the ``cpu_seconds`` of :func:`measure` on the CPU, where that is the steadier figure.
     """
     return f"ratio {name} {statistics.median(ours) / statistics.median(peer):.3f}"
+
+
+def precision_report(device: torch.device | str) -> str:
+    """The line each benchmark prints first: what matmul_precision "medium" does to a product here."""
+    return (f"matmul_precision 'medium' on this machine: largest relative error of a product "
+            f"{product_rounding_error('medium', device):.3g} (0: float32 arithmetic; 'highest': "
+            f"{product_rounding_error('highest', device):.3g})")
+
+
+def at_medium(call: Callable[[], object], device: torch.device | str) -> Callable[[], object]:
+    """A peer's unchanged ``call``, run under matmul_precision("medium") as ``ours@medium`` is."""
+    def call_at_medium() -> object:
+        with matmul_precision("medium", device):
+            return call()
+
+    return call_at_medium

@@ -61,10 +61,14 @@ class EnsembleLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
         """``x [m, B, in]`` through members ``members`` (all E when None, then m = E)."""
-        weight, bias = self.weight, self.bias
-        if members is not None:
-            weight, bias = weight[members], bias[members]
+        weight, bias = self.member_params(members)
         return torch.baddbmm(bias, x, weight)
+
+    def member_params(self, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight [m, in, out], bias [m, 1, out])`` of members ``members`` (all E when None)."""
+        if members is None:
+            return self.weight, self.bias
+        return self.weight[members], self.bias[members]
 
     def extra_repr(self) -> str:
         return f"ensemble_size={self.ensemble_size}, in={self.in_features}, out={self.out_features}"
@@ -141,9 +145,7 @@ class GaussianEnsemble(nn.Module):
 
     def _member_params(self, members: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each layer's ``(weight, bias)`` for the members run (all E when None)."""
-        if members is None:
-            return [(layer.weight, layer.bias) for layer in self.layers]
-        return [(layer.weight[members], layer.bias[members]) for layer in self.layers]
+        return [layer.member_params(members) for layer in self.layers]
 
     def _layers_out(self, x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]],
                     out: torch.Tensor | None = None) -> torch.Tensor:
