@@ -207,7 +207,7 @@ class SAC:
         seed: seeds the weights (drawn on the CPU, so every device starts from the same ones)
             and ``self.generator``, which draws the policy's noise in ``act`` and ``update``.
         compile: run :meth:`losses` through ``torch.compile`` (opt-in speed path for CUDA;
-            on the CPU it works but compiles for minutes and is not faster).
+            on the CPU it works, after about 15 s of compiling, but is slower than eager).
         cuda_graph: record the whole update (losses, backward, Adam step, Polyak step) as one
             CUDA graph per batch size and replay it; CUDA only. The batch is still checked and
             the noise still drawn from ``self.generator`` outside the graph, so the parameters
