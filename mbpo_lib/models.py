@@ -158,7 +158,7 @@ class GaussianEnsemble(nn.Module):
         for weight, bias in params[:-1]:
             h = F.silu(torch.baddbmm(bias, h, weight), inplace=inplace)
         weight, bias = params[-1]
-        return torch.baddbmm(bias, h, weight) if out is None else torch.baddbmm(bias, h, weight, out=out)
+        return torch.baddbmm(bias, h, weight, out=out)   # out=None: a new tensor
 
     def _split(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw_logvar = raw.chunk(2, dim=-1)
