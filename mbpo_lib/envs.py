@@ -20,6 +20,7 @@ and standard deviation of the undiscounted return.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import statistics
 from collections.abc import Callable
@@ -61,6 +62,35 @@ SUPPORTED_ENVS: dict[str, EnvSpec] = {spec.env_id: spec for spec in (
     EnvSpec("InvertedDoublePendulum-v5", 9, 1),   # 11 in the paper's v2; v5 drops 2 constant zeros
     EnvSpec("Pendulum-v1", 3, 1),
 )}
+
+
+_MUJOCO_LOG = logging.getLogger("mbpo_lib.mujoco")
+
+
+def _mujoco_warning(message: str) -> None:
+    """MuJoCo's warnings into Python's ``logging`` (logger ``mbpo_lib.mujoco``).
+
+    MuJoCo's own handler prints each warning and appends it to ``MUJOCO_LOG.TXT`` in the working
+    directory, so every run (and every test run) left that file wherever it was started. The
+    deprecation of ``settotalmass`` comes from Gymnasium's bundled model files, not from the user,
+    so it goes to the debug level; any other warning is logged as a warning.
+    """
+    text = message.strip()
+    level = logging.DEBUG if "'settotalmass' is deprecated" in text else logging.WARNING
+    _MUJOCO_LOG.log(level, "MuJoCo: %s", text)
+
+
+def _route_mujoco_warnings() -> None:
+    """Install :func:`_mujoco_warning` unless the user installed a handler of their own."""
+    try:
+        import mujoco
+    except ImportError:     # gymnasium without its mujoco extra: nothing to route
+        return
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+_route_mujoco_warnings()
 
 
 def _supported() -> str:

@@ -292,6 +292,23 @@ def vendor_assets(vendor_dir: Path, cache_dir: Path, npm: str = "npm") -> None:
 
 # --- step 2: execution ----------------------------------------------------------------------------
 
+def ipc_kernel_config(folder: Path):
+    """nbclient settings for a kernel on the IPC transport, its sockets as files in ``folder``.
+
+    Over TCP, jupyter_client picks a kernel's ports by binding port 0 and releasing them, and the
+    kernel binds them again a moment later; anything else on the machine may take one in between,
+    and the kernel then never answers (the test suite's intermittent hang). Unix sockets in a
+    folder of their own cannot collide. ``folder`` should be short: a socket path has at most
+    107 bytes.
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(folder / "k")
+    return config
+
+
 def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool,
             figures_dir: Path | None = None) -> float:
     """Run ``notebook`` top to bottom in a fresh ``python3`` kernel; write the result to ``executed``.
@@ -310,12 +327,14 @@ def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool,
     executed.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     previous = os.environ.get("MBPO_FIGURES_DIR")
-    with tempfile.TemporaryDirectory(prefix="mbpo_slides_figures_") as scratch:
+    with tempfile.TemporaryDirectory(prefix="mbpo_slides_figures_") as scratch, \
+            tempfile.TemporaryDirectory(prefix="mbpo-kernel-") as sockets:
         if figures_dir is not None:
             figures_dir.mkdir(parents=True, exist_ok=True)
         os.environ["MBPO_FIGURES_DIR"] = str(figures_dir or scratch)
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(notebook.parent)}})
+                                resources={"metadata": {"path": str(notebook.parent)}},
+                                config=ipc_kernel_config(Path(sockets)))
         try:
             client.execute()
         except (CellExecutionError, CellTimeoutError) as error:

@@ -1,5 +1,8 @@
 """make_env (presets, action checks, seeding) and evaluate (deterministic returns)."""
 
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -117,3 +120,26 @@ def test_a_restored_env_continues_bit_for_bit_through_resets(env_id):
     assert resets > 0
     with pytest.raises(ValueError, match="MuJoCo state has"):
         restore_env_state(make_env("Hopper-v5", seed=0), env_state(make_env("Walker2d-v5", seed=0)))
+
+
+def test_mujoco_warnings_go_to_logging_not_to_a_file_in_the_working_directory(tmp_path):
+    # A fresh interpreter in an empty folder: HalfCheetah's model file triggers MuJoCo's
+    # "settotalmass is deprecated" warning, which MuJoCo's own handler appends to MUJOCO_LOG.TXT.
+    code = ("import logging, mbpo_lib\n"
+            "logging.basicConfig(level=logging.DEBUG, format='%(name)s %(levelname)s %(message)s')\n"
+            "mbpo_lib.make_env('HalfCheetah-v5', 0).close()\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert list(tmp_path.iterdir()) == [], "a MuJoCo log (or anything else) was written to the cwd"
+    assert "WARNING: compiler attribute" not in done.stdout
+    assert "mbpo_lib.mujoco DEBUG MuJoCo: compiler attribute 'settotalmass' is deprecated" in done.stderr
+
+
+def test_a_mujoco_warning_handler_of_the_users_own_is_kept(tmp_path):
+    code = ("import mujoco\n"
+            "seen = []\n"
+            "mujoco.set_mju_user_warning(seen.append)\n"
+            "import mbpo_lib\n"
+            "mbpo_lib.make_env('HalfCheetah-v5', 0).close()\n"
+            "assert any('settotalmass' in text for text in seen), seen\n")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=120)

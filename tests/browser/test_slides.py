@@ -33,33 +33,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_servers import CHROMIUM, CHROMIUM_FLAGS, require_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "build_slides.py"
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 THEORY = "03_rollout_length_theory"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 BUILD_TIMEOUT = 2400  # seconds for executing every notebook in FAST mode on a loaded 2-core machine
 ONLINE = re.compile(r"""\b(?:src|href)\s*=\s*["']?\s*http""", re.IGNORECASE)
 
 # The build runs in the first test that needs it: give that test the build's time as well.
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 600)
-
-
-def require_chromium() -> None:
-    try:
-        import playwright.sync_api  # noqa: F401
-        have_playwright = True
-    except ImportError:
-        have_playwright = False
-    if CHROMIUM.exists() and have_playwright:
-        return
-    reason = f"needs {CHROMIUM} (Debian's chromium) and playwright in this venv"
-    if os.environ.get("MBPO_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"MBPO_REQUIRE_BROWSER=1 but the slides' browser test cannot run: {reason}")
-    pytest.skip(reason)
 
 
 def slide_types(notebook: Path) -> list[str]:

@@ -3,75 +3,43 @@
 Needs Debian's Chromium at /usr/bin/chromium (``.ci/run`` installs it; never a browser
 download). Without it the test skips, unless ``MBPO_REQUIRE_BROWSER=1`` (set by ``.ci/run``),
 where a missing browser is a failure: CI must really run this test.
+
+Voila's kernel runs on the IPC transport, and every wait fails with Voila's log in its message
+(``jupyter_servers.py``): the test once hung for 300 s in ``page.goto`` with a kernel that had
+started and never answered, the TCP port race that IPC removes.
 """
 
 import base64
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_servers import CHROMIUM, CHROMIUM_FLAGS, free_port, jupyter_server, require_chromium, wait_until
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists() and shutil.which("voila", path=str(Path(sys.executable).parent)):
-        return
-    reason = f"needs {CHROMIUM} (Debian's chromium) and voila in this venv"
-    if os.environ.get("MBPO_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"MBPO_REQUIRE_BROWSER=1 but the browser test cannot run: {reason}")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+RENDER_TIMEOUT = 240   # seconds for Voila to start the kernel and run the notebook on a loaded CI machine
 
 
 @pytest.fixture
-def voila_url(tmp_path):
-    require_chromium()
+def voila(tmp_path):
+    require_chromium("voila")
     notebook = nbformat.v4.new_notebook(cells=[
+        # the kernel is on IPC (a TCP kernel here would be the port race again)
+        nbformat.v4.new_code_cell("import json, ipykernel.connect\n"
+                                  "info = json.load(open(ipykernel.connect.get_connection_file()))\n"
+                                  "assert info['transport'] == 'ipc', info"),
         nbformat.v4.new_code_cell("%matplotlib inline\nimport mbpo_lib"),
         nbformat.v4.new_code_cell("w = mbpo_lib.k_vs_error_widget()\nw"),
     ])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, tmp_path / "widget.ipynb")
     port = free_port()
-    log = open(tmp_path / "voila.log", "w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "voila"), "widget.ipynb", "--no-browser", f"--port={port}",
-         "--Voila.ip=127.0.0.1", "--VoilaConfiguration.show_tracebacks=True",
-         # jupytext's lab extension needs JupyterLab's document manager, which Voila does not have
-         "--VoilaConfiguration.extension_denylist=['jupyterlab-jupytext']"],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log_text = (tmp_path / "voila.log").read_text()
-                    raise RuntimeError(f"voila did not start: {log_text}") from None
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
+    argv = [str(Path(sys.executable).parent / "voila"), "widget.ipynb", "--no-browser", f"--port={port}",
+            "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--VoilaConfiguration.show_tracebacks=True",
+            # jupytext's lab extension needs JupyterLab's document manager, which Voila does not have
+            "--VoilaConfiguration.extension_denylist=['jupyterlab-jupytext']"]
+    with jupyter_server(argv, tmp_path, port) as server:
+        yield server
 
 
 def plot_image(page) -> bytes:
@@ -80,7 +48,7 @@ def plot_image(page) -> bytes:
     return base64.b64decode(src.split(",", 1)[1])
 
 
-def test_moving_the_k_slider_changes_readout_and_plot(voila_url, tmp_path):
+def test_moving_the_k_slider_changes_readout_and_plot(voila, tmp_path):
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -95,12 +63,17 @@ def test_moving_the_k_slider_changes_readout_and_plot(voila_url, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.route(lambda url: not url.startswith(voila_url), offline)
+        page.route(lambda url: not url.startswith(voila.url), offline)
         page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
         page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
         page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url} {req.failure}"))
-        page.goto(voila_url, timeout=300_000)
-        page.get_by_text("k = 3: gap").wait_for(timeout=300_000)  # a loaded CI machine is slow
+        # Voila answers with the page at once and streams each cell's output as the kernel runs
+        # it; "commit" returns as soon as the answer starts, and the readout is waited for below,
+        # with the server's log in the message if it never comes.
+        page.goto(voila.url, wait_until="commit", timeout=60_000)
+        wait_until(lambda: page.get_by_text("k = 3: gap").count() > 0, RENDER_TIMEOUT,
+                   lambda: voila.failure(f"the widget's readout did not appear within {RENDER_TIMEOUT} s "
+                                         "(did the kernel start and run the notebook?)"))
         before = plot_image(page)
         page.screenshot(path=str(tmp_path / "widget_before.png"), full_page=True)
 
@@ -110,7 +83,8 @@ def test_moving_the_k_slider_changes_readout_and_plot(voila_url, tmp_path):
         page.keyboard.press("Control+A")
         page.keyboard.type("10")
         page.keyboard.press("Enter")
-        page.get_by_text("k = 10: gap").wait_for(timeout=120_000)
+        wait_until(lambda: page.get_by_text("k = 10: gap").count() > 0, 120,
+                   lambda: voila.failure("the readout did not change to k = 10 within 120 s"))
         page.wait_for_timeout(500)
         after = plot_image(page)
         page.screenshot(path=str(tmp_path / "widget_after.png"), full_page=True)
