@@ -74,29 +74,67 @@ class EnsembleConfig:
         positive_ints = ("ensemble_size", "num_elites", "hidden_dim", "num_layers", "batch_size",
                          "max_holdout")
         for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"EnsembleConfig.{name} must be an int >= 1, got {value!r}")
+            _check_int(self, "EnsembleConfig", name, low=1)
         if self.num_elites > self.ensemble_size:
             raise ValueError(f"EnsembleConfig.num_elites={self.num_elites} exceeds ensemble_size="
                              f"{self.ensemble_size}: elites are chosen among the members")
-        if len(self.weight_decays) != self.num_layers + 1:
-            raise ValueError(f"EnsembleConfig.weight_decays has {len(self.weight_decays)} values; "
+        decays = self.weight_decays
+        if (not isinstance(decays, tuple)
+                or not all(_is_number(d) and math.isfinite(d) and d >= 0 for d in decays)):
+            raise ValueError(f"EnsembleConfig.weight_decays must be a tuple of finite numbers >= 0, got "
+                             f"{decays!r}")
+        if len(decays) != self.num_layers + 1:
+            raise ValueError(f"EnsembleConfig.weight_decays has {len(decays)} values; "
                              f"num_layers={self.num_layers} needs {self.num_layers + 1}")
-        if not 0.0 < self.holdout_ratio < 1.0:
-            raise ValueError(f"EnsembleConfig.holdout_ratio must be in (0, 1), got {self.holdout_ratio}")
-        if not self.lr > 0:
-            raise ValueError(f"EnsembleConfig.lr must be > 0, got {self.lr}")
-        if not self.improvement_threshold >= 0:
-            raise ValueError("EnsembleConfig.improvement_threshold must be >= 0, got "
-                             f"{self.improvement_threshold}")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
-            raise ValueError(f"EnsembleConfig.patience must be an int >= 0, got {self.patience!r}")
-        if self.max_epochs is not None and (not isinstance(self.max_epochs, int) or self.max_epochs < 1):
-            raise ValueError("EnsembleConfig.max_epochs must be None or an int >= 1, got "
-                             f"{self.max_epochs!r}")
+        _check_number(self, "EnsembleConfig", "holdout_ratio", low=0.0, high=1.0, open_low=True,
+                      open_high=True)
+        _check_number(self, "EnsembleConfig", "lr", low=0.0, open_low=True)
+        _check_number(self, "EnsembleConfig", "improvement_threshold", low=0.0)
+        _check_int(self, "EnsembleConfig", "patience", low=0)
+        if self.max_epochs is not None:
+            _check_int(self, "EnsembleConfig", "max_epochs", low=1, none_allowed=True)
+        for name in ("init_max_logvar", "init_min_logvar"):
+            _check_number(self, "EnsembleConfig", name)
+        if not self.init_min_logvar < self.init_max_logvar:
+            raise ValueError(f"EnsembleConfig.init_min_logvar ({self.init_min_logvar}) must be below "
+                             f"init_max_logvar ({self.init_max_logvar})")
+        _check_number(self, "EnsembleConfig", "logvar_bound_coef", low=0.0)
         check_matmul_precision(self.matmul_precision, "EnsembleConfig.matmul_precision")
         return self
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Real)
+
+
+def _check_number(config: Any, owner: str, name: str, *, low: float | None = None,
+                  high: float | None = None, open_low: bool = False, open_high: bool = False) -> None:
+    """A finite real number in the given range (bools and strings refused), else ``ValueError``
+    naming ``owner.name``, the value and the allowed range."""
+    value = getattr(config, name)
+    ok = _is_number(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            allowed = f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        elif low is not None:
+            allowed = f"a finite number {'>' if open_low else '>='} {low:g}"
+        elif high is not None:
+            allowed = f"a finite number {'<' if open_high else '<='} {high:g}"
+        else:
+            allowed = "a finite number"
+        raise ValueError(f"{owner}.{name} must be {allowed}, got {value!r}")
+
+
+def _check_int(config: Any, owner: str, name: str, *, low: int, none_allowed: bool = False) -> None:
+    """An int >= ``low`` (bools and floats refused), else ``ValueError`` naming the value."""
+    value = getattr(config, name)
+    if not _is_int(value) or value < low:
+        allowed = f"None or an int >= {low}" if none_allowed else f"an int >= {low}"
+        raise ValueError(f"{owner}.{name} must be {allowed}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -146,23 +184,16 @@ class SACConfig:
                 or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes)):
             raise ValueError(f"SACConfig.hidden_sizes must be a non-empty tuple of ints >= 1, got {sizes!r}")
         for name in ("actor_lr", "critic_lr", "alpha_lr"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"SACConfig.{name} must be a finite number > 0, got {value!r}")
-        if not 0.0 <= self.gamma < 1.0:
-            raise ValueError(f"SACConfig.gamma must be in [0, 1), got {self.gamma!r}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"SACConfig.tau must be in (0, 1], got {self.tau!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"SACConfig.batch_size must be an int >= 1, got {self.batch_size!r}")
+            _check_number(self, "SACConfig", name, low=0.0, open_low=True)
+        _check_number(self, "SACConfig", "gamma", low=0.0, high=1.0, open_high=True)
+        _check_number(self, "SACConfig", "tau", low=0.0, high=1.0, open_low=True)
+        _check_int(self, "SACConfig", "batch_size", low=1)
         if self.target_entropy is not None and not (
-                isinstance(self.target_entropy, (int, float)) and math.isfinite(self.target_entropy)):
+                _is_number(self.target_entropy) and math.isfinite(self.target_entropy)):
             raise ValueError("SACConfig.target_entropy must be None (meaning -act_dim) or a finite "
                              f"number, got {self.target_entropy!r}")
         for name in ("init_log_alpha", "log_std_min", "log_std_max", "reward_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)):
-                raise ValueError(f"SACConfig.{name} must be a finite number, got {value!r}")
+            _check_number(self, "SACConfig", name)
         if not self.log_std_min < self.log_std_max:
             raise ValueError(f"SACConfig.log_std_min ({self.log_std_min}) must be below log_std_max "
                              f"({self.log_std_max})")

@@ -17,6 +17,7 @@ from mbpo_lib.config import (
     MBPOConfig,
     SACConfig,
     Schedule,
+    apply_overrides,
     preset,
     schedule_variants,
 )
@@ -244,3 +245,20 @@ def test_config_stays_at_the_bottom_and_rollout_only_uses_config():
     assert _package_imports("rollout") == {"config"}
     from mbpo_lib import rollout
     assert rollout.Schedule is Schedule and rollout.ROLLOUT_SCHEDULES is ROLLOUT_SCHEDULES
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    ("ensemble.lr=abc", r"EnsembleConfig.lr must be a finite number > 0, got 'abc'"),
+    ("ensemble.lr=Infinity", r"EnsembleConfig.lr must be a finite number > 0, got inf"),
+    ("ensemble.logvar_bound_coef=NaN", r"logvar_bound_coef must be a finite number >= 0, got nan"),
+    ('ensemble.init_max_logvar="abc"', r"init_max_logvar must be a finite number, got 'abc'"),
+    ("ensemble.init_min_logvar=1", r"init_min_logvar \(1\) must be below init_max_logvar"),
+    ("ensemble.max_epochs=true", r"max_epochs must be None or an int >= 1, got True"),
+    ("ensemble.holdout_ratio=abc", r"holdout_ratio must be in \(0, 1\), got 'abc'"),
+    ("ensemble.weight_decays=[0.1,-1,0,0,0]", r"weight_decays must be a tuple of finite numbers >= 0"),
+    ("sac.tau=NaN", r"SACConfig.tau must be in \(0, 1\], got nan"),
+    ("sac.batch_size=2.5", r"SACConfig.batch_size must be an int >= 1, got 2.5"),
+])
+def test_every_set_value_is_checked_for_type_finiteness_and_range(pair, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(preset("InvertedPendulum-v5"), [pair])
