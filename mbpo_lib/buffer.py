@@ -108,6 +108,15 @@ class ReplayBuffer:
         return (f"ReplayBuffer({self._size}/{self.capacity} rows, obs_dim={self.obs_dim}, "
                 f"act_dim={self.act_dim}, device={self.device}, dtype={self.dtype})")
 
+    def check_finite(self) -> None:
+        """Raise ``ValueError`` naming the field and the first bad row unless every stored value
+        is finite (one pass over the filled rows; checkpoints call it before saving)."""
+        for name, store in zip(("obs", "act", "rew", "next_obs"), self._stores()[:4], strict=True):
+            bad = ~torch.isfinite(store[:self._size])
+            if bool(bad.any()):
+                row = int(bad.reshape(self._size, -1).any(dim=1).nonzero()[0, 0])
+                raise ValueError(f"the buffer's {name} holds non-finite values (first at storage row {row})")
+
     # --- writing ---------------------------------------------------------------------------
 
     def _rows(self, value: Any, name: str, n: int | None, width: int | None) -> torch.Tensor:
@@ -131,10 +140,19 @@ class ReplayBuffer:
     def add(self, obs: Any, act: Any, rew: Any, next_obs: Any, terminated: Any) -> None:
         """Store one transition: ``obs [obs_dim]``, ``act [act_dim]``, scalar ``rew``,
         ``next_obs [obs_dim]`` and ``terminated`` (Gymnasium's flag; pass ``terminated``, not
-        ``terminated or truncated``)."""
+        ``terminated or truncated``).
+
+        A row with a NaN or infinite value is refused (``ValueError`` naming the field): one
+        such row would poison every fit and every checkpoint after it."""
         fields = (self._rows(obs, "obs", None, self.obs_dim), self._rows(act, "act", None, self.act_dim),
                   self._rows(rew, "rew", None, None), self._rows(next_obs, "next_obs", None, self.obs_dim),
                   self._rows(terminated, "terminated", None, None))
+        finite = torch.stack([torch.isfinite(x).all() for x in fields[:4]])
+        if not bool(finite.all()):
+            names = [name for name, ok in zip(("obs", "act", "rew", "next_obs"), finite.tolist(), strict=True)
+                     if not ok]
+            raise ValueError(f"ReplayBuffer.add: {', '.join(names)} not finite (NaN or inf); the row was "
+                             "not stored")
         for store, value in zip(self._stores(), fields, strict=True):
             store[self._cursor] = value
         self._cursor = (self._cursor + 1) % self.capacity

@@ -36,8 +36,21 @@ row per epoch, both rewritten atomically after each epoch) and ``checkpoint.pt``
 ``KeyboardInterrupt``). A checkpoint holds everything needed to continue exactly: networks,
 normaliser, elites, optimisers, both buffers, the environment's simulator state, every random
 generator and every counter, so on the CPU a resumed run equals an uninterrupted one step for
-step. It is written to a temporary file and renamed into place: a crash mid-write leaves the
-previous checkpoint whole.
+step. It is written to a temporary file and renamed into place, and the checkpoint it replaces
+is kept as ``checkpoint.prev.pt`` (:mod:`mbpo_lib.files`); loading verifies the stored checksums
+and falls back to the previous checkpoint, saying so, when the newest is damaged.
+
+Faults stop the run with a message, never with a broken checkpoint:
+
+- the environment returns a NaN or infinite observation or reward: :class:`EnvironmentDataError`
+  names the step and the field; the bad row never enters the real buffer, the episode is
+  abandoned (the env is reset) and a checkpoint is saved, so ``--resume`` continues (e.g. after
+  the environment is fixed);
+- SAC diverges (a non-finite loss or action): the updates' metrics are summed on the device, and
+  the sum's finiteness is read once per real step, right after the action has come to the host
+  (where the loop waits for the device anyway); :class:`TrainingDivergedError` names SAC, the
+  step and the last good checkpoint, which is left untouched, and what to try;
+- the model's fit diverges: the same, naming the model.
 """
 
 from __future__ import annotations
@@ -46,9 +59,7 @@ import csv
 import io
 import json
 import math
-import os
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -62,6 +73,7 @@ from .config import MBPOConfig
 from .diagnostics import diagnostic_columns, model_error_report
 from .dynamics import DynamicsModel
 from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_state
+from .files import atomic_write, load_checkpoint, previous_checkpoint, save_checkpoint
 from .rollout import branched_rollout, model_buffer_capacity, rollout_schedule
 from .sac import SAC
 from .termination import termination_fn
@@ -95,21 +107,12 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         return [{key: _float_or_nan(value) for key, value in row.items()} for row in csv.DictReader(f)]
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, fsync, then rename it into
-    place: readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+class EnvironmentDataError(ValueError):
+    """The environment returned a non-finite observation or reward."""
+
+
+class TrainingDivergedError(FloatingPointError):
+    """SAC's update or the model's fit produced non-finite values."""
 
 
 class _Epoch:
@@ -184,6 +187,7 @@ class MBPO:
         self.last_rollout: dict[str, Any] = {}
         self._epoch = _Epoch()
         self._stop_requested = False
+        self.last_checkpoint: tuple[Path, int] | None = None   # (file, env step) of the newest save or load
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -208,7 +212,7 @@ class MBPO:
         end = c.total_steps if steps is None else min(c.total_steps, self.env_steps + steps)
         callbacks = list(callbacks)
         if self.run_dir is not None:
-            _atomic_write(self.run_dir / "config.json",
+            atomic_write(self.run_dir / "config.json",
                           lambda f: f.write(json.dumps(c.to_dict(), indent=2).encode()))
         bar = self._progress_bar(end, progress)
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -264,10 +268,13 @@ class MBPO:
                 self._fit_and_rollout(epoch=into // c.epoch_length)
         start = time.perf_counter()
         if training:
-            action = self.agent.act(self.obs)
+            action = self.agent.act(self.obs)   # waits for the device: the check below costs no sync
+            self._check_sac(action)
         else:
             action = self.action_rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        if not (np.isfinite(next_obs).all() and math.isfinite(float(reward))):
+            self._stop_on_environment_data(next_obs, reward)
         self.real.add(self.obs, action, float(reward), next_obs, bool(terminated))  # never truncated
         self.episode_return += float(reward)
         if terminated or truncated:
@@ -290,9 +297,58 @@ class MBPO:
             self._epoch.sac_updates += c.updates_per_step
             timer["sac"] += time.perf_counter() - start
 
+    def _last_good(self) -> str:
+        if self.last_checkpoint is None:
+            return "no checkpoint was written yet (the run must start again)"
+        path, step = self.last_checkpoint
+        return f"the last good checkpoint, {path} (env step {step}), is untouched"
+
+    def _check_sac(self, action: np.ndarray) -> None:
+        """Stop with :class:`TrainingDivergedError` once SAC's updates or its action are not finite."""
+        sums = self._epoch.sac
+        if np.isfinite(action).all() and (sums is None or bool(torch.isfinite(sums).all())):
+            return
+        what = "its action" if sums is None or bool(torch.isfinite(sums).all()) else "its losses"
+        raise TrainingDivergedError(
+            f"SAC diverged: {what} became NaN or inf after env step {self.env_steps} (epoch {self.epoch}); "
+            f"{self._last_good()}. Start a new run with lower learning rates (e.g. --set sac.critic_lr=1e-4 "
+            "--set sac.actor_lr=1e-4) or check the rewards' scale")
+
+    def _stop_on_environment_data(self, next_obs: np.ndarray, reward: float) -> None:
+        """The environment gave a non-finite observation or reward: keep it out of the real buffer,
+        abandon the episode, save a checkpoint (with a run folder) and stop with a message."""
+        bad = []
+        if not np.isfinite(next_obs).all():
+            where = np.flatnonzero(~np.isfinite(np.asarray(next_obs, dtype=np.float64)))
+            bad.append(f"observation (dimension(s) {where.tolist()}: {np.asarray(next_obs)[where].tolist()})")
+        if not math.isfinite(float(reward)):
+            bad.append(f"reward ({float(reward)})")
+        message = (f"the environment {self.config.env_id} returned a non-finite " + " and ".join(bad)
+                   + f" at env step {self.env_steps + 1}; that step was not stored")
+        saved = ""
+        try:
+            obs, _ = self.env.reset()
+            if not np.isfinite(obs).all():
+                raise ValueError(f"its reset also gave a non-finite observation {np.asarray(obs).tolist()}")
+        except Exception as error:   # a broken env: keep the last checkpoint as it is
+            raise EnvironmentDataError(f"{message}; resetting the environment failed ({error}); "
+                                       f"{self._last_good()}") from None
+        self.obs, self.episode_return = obs, 0.0   # the episode is abandoned, not counted
+        if self.run_dir is not None:
+            path = self.save(self.run_dir / CHECKPOINT_NAME)
+            saved = (f"; a checkpoint without it was saved in {path} (env step {self.env_steps}, its "
+                     "episode abandoned): --resume continues from there, e.g. after fixing the environment")
+        raise EnvironmentDataError(message + saved)
+
     def _fit_and_rollout(self, epoch: int) -> None:
         c, timer = self.config, self._epoch.seconds
-        report = self.model.fit(self.real)
+        try:
+            report = self.model.fit(self.real)
+        except FloatingPointError as error:
+            raise TrainingDivergedError(
+                f"the model's fit diverged at env step {self.env_steps} (epoch {epoch}): {error}; "
+                f"{self._last_good()}. Start a new run with a lower learning rate (e.g. --set "
+                "ensemble.lr=3e-4)") from None
         timer["model"] += report.seconds
         self._epoch.model_fits += 1
         self.last_fit = {"model_holdout_mse": report.elite_holdout_mse, "model_fit_epochs": report.epochs,
@@ -334,9 +390,10 @@ class MBPO:
         if acc.sac is not None:
             sac = dict(zip(SAC_METRICS, (acc.sac / acc.sac_updates).tolist(), strict=True))
             if not all(math.isfinite(value) for value in sac.values()):
-                raise FloatingPointError(
-                    f"SAC's losses became NaN or inf during epoch {epoch} ({sac}); the batches or the "
-                    "model's rollouts hold non-finite values. The last checkpoint is untouched.")
+                raise TrainingDivergedError(
+                    f"SAC diverged: its losses became NaN or inf during epoch {epoch} ({sac}); "
+                    f"{self._last_good()}. Start a new run with lower learning rates (e.g. --set "
+                    "sac.critic_lr=1e-4 --set sac.actor_lr=1e-4)")
         row.update(
             epoch=epoch, env_steps=self.env_steps, episodes=self.episodes,
             train_return=(float(np.mean(acc.episode_returns)) if acc.episode_returns else float("nan")),
@@ -383,8 +440,8 @@ class MBPO:
             writer.writerows(self.history)
             f.write(text.getvalue().encode())
 
-        _atomic_write(self.run_dir / "metrics.csv", csv_bytes)
-        _atomic_write(self.run_dir / "metrics.jsonl",
+        atomic_write(self.run_dir / "metrics.csv", csv_bytes)
+        atomic_write(self.run_dir / "metrics.jsonl",
                       lambda f: f.write("".join(json.dumps(row) + "\n" for row in self.history).encode()))
 
     # --- checkpoints -----------------------------------------------------------------------
@@ -425,10 +482,18 @@ class MBPO:
         self._epoch.load_state_dict(state["epoch_sums"])
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically (temporary file, fsync, rename); return its path."""
+        """Write a checkpoint atomically (temporary file, fsync, rename), keeping the one it
+        replaces as ``<name>.prev.pt`` (:func:`mbpo_lib.files.save_checkpoint`); return its path.
+
+        Refuses (``ValueError``) a state whose real buffer or current observation is not finite,
+        so a damaged run can never overwrite a good checkpoint.
+        """
         path = Path(path)
-        state = self.state_dict()
-        _atomic_write(path, lambda f: torch.save(state, f))
+        if not np.isfinite(np.asarray(self.obs, dtype=np.float64)).all():
+            raise ValueError(f"not saving {path}: the current observation is not finite ({self.obs})")
+        self.real.check_finite()
+        save_checkpoint(self.state_dict(), path)
+        self.last_checkpoint = (path, self.env_steps)
         return path
 
     @classmethod
@@ -437,20 +502,29 @@ class MBPO:
         """A trainer continuing the run saved at ``path`` (its config, all its state).
 
         ``run_dir="same"`` (default) keeps logging next to the checkpoint; None logs nowhere.
-        A missing, truncated or foreign file raises ``ValueError`` naming the path.
+        The stored checksums are verified first; when ``path`` is missing, truncated, damaged
+        or foreign and its previous checkpoint (``<name>.prev.pt``) is whole, that one is loaded
+        with a :class:`~mbpo_lib.files.CheckpointWarning` saying why. Otherwise ``ValueError``
+        names the path and what is wrong.
         """
         path = Path(path)
-        if not path.is_file():
+        if not path.is_file() and not previous_checkpoint(path).is_file():
             raise ValueError(f"no checkpoint at {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            config = MBPOConfig.from_dict(state["config"])
-        except Exception as error:   # truncated, not a torch file, or not ours
-            raise ValueError(f"{path} is not a readable MBPO checkpoint ({type(error).__name__}: "
-                             f"{error})") from error
+
+        def parse(state: Any) -> tuple[dict[str, Any], MBPOConfig]:
+            try:
+                if state.get("format") != CHECKPOINT_FORMAT:
+                    raise ValueError(f"format {state.get('format')!r}, not {CHECKPOINT_FORMAT}")
+                return state, MBPOConfig.from_dict(state["config"])
+            except Exception as error:   # not ours, or another version's
+                raise ValueError(f"{path} is not an MBPO checkpoint of this version "
+                                 f"({type(error).__name__}: {error})") from None
+
+        (state, config), used = load_checkpoint(path, parse)
         trainer = cls(config, device=device, run_dir=path.parent if run_dir == "same" else run_dir,
                       fast_sac=fast_sac)
         trainer.load_state_dict(state)   # each part moves its tensors to the trainer's device
+        trainer.last_checkpoint = (used, trainer.env_steps)
         return trainer
 
 

@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
-from .mbpo import CHECKPOINT_NAME, MBPO, _atomic_write, read_metrics
+from .files import atomic_write
+from .mbpo import CHECKPOINT_NAME, MBPO, read_metrics
 
 # Each algorithm as changes to the environment's preset. SAC alone: all real data, no model,
 # SAC's usual one update per step (the same as ``python -m mbpo_lib train --algo sac``).
@@ -274,7 +275,7 @@ def _refuse_other_settings(run_dir: Path, have: Mapping[str, Any], want: MBPOCon
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    _atomic_write(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
+    atomic_write(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def run_one(run: SweepRun, *, threads: int | None = None) -> dict[str, Any]:
@@ -726,7 +727,7 @@ def _save_png(fig, path: Path) -> None:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
     try:
-        _atomic_write(path, write)
+        atomic_write(path, write)
     finally:
         plt.close(fig)
 
@@ -771,19 +772,19 @@ def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mappi
     rows = summarize(records, thresholds, at)
     columns = _columns(rows)
     summary = out / SUMMARY_NAME
-    _atomic_write(summary, lambda f: f.write(_csv_bytes(rows, columns)))
+    atomic_write(summary, lambda f: f.write(_csv_bytes(rows, columns)))
     per_run = [{"env_id": r.env_id, "algo": r.algo, "seed": r.seed, "budget": r.budget,
                 "last_step": r.last_step, "finished": r.finished, "final_return": _round(r.final_return),
                 "threshold": merged.get(r.env_id, ""),
                 "steps_to_threshold": _steps_text(r, merged.get(r.env_id)),
                 "seconds": _round(r.seconds)} for r in records]
     runs_csv = out / RUNS_NAME
-    _atomic_write(runs_csv, lambda f: f.write(_csv_bytes(per_run, list(per_run[0]))))
+    atomic_write(runs_csv, lambda f: f.write(_csv_bytes(per_run, list(per_run[0]))))
     copies = []
     for r in records:
         target = out / f"{run_name(r.env_id, r.algo, r.seed)}.csv"
         data = (r.path / "metrics.csv").read_bytes()
-        _atomic_write(target, lambda f, data=data: f.write(data))
+        atomic_write(target, lambda f, data=data: f.write(data))
         copies.append(target)
     pictures = []
     if figures:

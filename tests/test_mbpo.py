@@ -81,7 +81,11 @@ def test_read_metrics_gives_back_the_logged_rows_as_floats(finished):
 def test_the_run_folder_holds_config_metrics_and_checkpoint(finished):
     trainer, run_dir = finished
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
-        ["config.json", "metrics.csv", "metrics.jsonl", CHECKPOINT_NAME])
+        ["config.json", "metrics.csv", "metrics.jsonl", CHECKPOINT_NAME, "checkpoint.prev.pt"])
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in run_dir.iterdir():   # the umask's permissions, not mkstemp's private 0600
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     assert json.loads((run_dir / "config.json").read_text()) == trainer.config.to_dict()
     with open(run_dir / "metrics.csv") as f:
         table = list(csv.DictReader(f))
@@ -128,14 +132,14 @@ def test_bad_checkpoints_and_settings_are_refused_by_name(tmp_path):
         MBPO.load(tmp_path / "missing.pt")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"corrupt\.pt is not a readable MBPO checkpoint"):
+    with pytest.raises(ValueError, match=r"corrupt\.pt is not a readable checkpoint"):
         MBPO.load(corrupt)
     trainer = MBPO(smoke(total_steps=150))
     trainer.train(progress=False)
     saved = trainer.save(tmp_path / "good.pt")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(saved.read_bytes()[:5000])
-    with pytest.raises(ValueError, match="truncated.pt is not a readable MBPO checkpoint"):
+    with pytest.raises(ValueError, match="truncated.pt is not a readable checkpoint"):
         MBPO.load(truncated)
     other = MBPO(smoke(seed=1))
     with pytest.raises(ValueError, match="another config"):
