@@ -10,6 +10,7 @@ Examples::
     python -m mbpo_lib train --env Hopper-v5 --set ensemble.matmul_precision=medium \\
         --set sac.matmul_precision=medium                             # faster products
     python -m mbpo_lib evaluate runs/h0/checkpoint.pt --episodes 10
+    python -m mbpo_lib evaluate runs/h0/checkpoint.pt --video h0.mp4   # and a clip of one episode
     python -m mbpo_lib plot runs/h0 runs/h1 --output curves.png
     python -m mbpo_lib sweep --envs InvertedPendulum-v5,Hopper-v5 --algos mbpo,sac --seeds 0-4
     python -m mbpo_lib sweep --envs Hopper-v5 --seeds 0-4 --address auto --steps mbpo=125000,sac=125000
@@ -27,47 +28,182 @@ import argparse
 import csv
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 
-from .config import PRESETS, apply_overrides, preset, schedule_variants
+from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
 from .envs import evaluate
-from .mbpo import CHECKPOINT_NAME, MBPO
+from .files import CheckpointWarning, checkpoint_exists, previous_checkpoint
+from .mbpo import CHECKPOINT_NAME, MBPO, TrainingDivergedError
 from .runtime import default_device
+
+RUN_FILES = ("config.json", "metrics.csv", "metrics.jsonl", "config_history.jsonl", CHECKPOINT_NAME,
+             previous_checkpoint(CHECKPOINT_NAME).name)
+
+
+class UserError(ValueError):
+    """A mistake on the command line: one ``error:`` line, exit status 2, nothing changed."""
+
+
+def _device(text: str) -> torch.device:
+    if text == "auto":
+        return default_device()
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {text!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {text}: this machine's PyTorch sees no CUDA GPU; use --device cpu "
+                        "(or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {text}: there are {torch.cuda.device_count()} CUDA device(s), "
+                        f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {text}: mbpo_lib runs on cpu or cuda")
+    return device
+
+
+def _asked_config(args: argparse.Namespace, env_id: str, seed: int, algo: str) -> MBPOConfig:
+    """The config a fresh run of this command line gets."""
+    overrides: dict = {"seed": seed}
+    if algo == "sac":   # SAC alone: all real data, no model, SAC's usual update ratio
+        overrides.update(real_ratio=1.0, updates_per_step=1)
+    for name in ("total_steps", "real_ratio", "updates_per_step", "checkpoint_every", "eval_episodes"):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    schedule = args.schedule or "official"
+    if schedule not in schedule_variants(env_id):
+        raise UserError(f"--schedule {schedule!r}: {env_id} has {', '.join(schedule_variants(env_id))}")
+    config = preset(env_id, schedule=schedule)
+    if args.smoke:
+        config = config.smoke()
+    return apply_overrides(config.with_overrides(**overrides), args.set)
+
+
+def _resume_differences(args: argparse.Namespace, run: MBPOConfig) -> list[str]:
+    """``"field: run's value -> command line's"`` for each setting the command line gives
+    explicitly that differs from the run (flags left out are not compared)."""
+    have = _flat(run.to_dict())
+    want: dict = {}
+    differences = []
+    run_algo = "sac" if run.real_ratio == 1.0 else "mbpo"
+    if args.algo is not None and args.algo != run_algo:
+        differences.append(f"algo: {run_algo!r} -> {args.algo!r}")
+    if args.env is not None:
+        want["env_id"] = args.env
+    if args.seed is not None:
+        want["seed"] = args.seed
+    for name in ("total_steps", "real_ratio", "updates_per_step", "checkpoint_every", "eval_episodes"):
+        if getattr(args, name) is not None:
+            want[name] = getattr(args, name)
+    for pair in args.set:
+        key, value = parse_override(pair)
+        want[key] = list(value) if isinstance(value, tuple) else value
+    if args.smoke or args.schedule is not None:   # what those flags make of the run's preset
+        try:
+            asked = _flat(_asked_config(args, run.env_id, run.seed, run_algo).to_dict())
+        except ValueError as error:
+            differences.append(f"the command line's settings: {error}")
+        else:
+            base = preset(run.env_id)
+            touched = {"rollout_schedule"} if args.schedule is not None else set()
+            if args.smoke:
+                touched |= {key for key, value in _flat(base.smoke().to_dict()).items()
+                            if _flat(base.to_dict()).get(key) != value} - {"total_steps"}
+            want.update({key: asked[key] for key in touched if key not in want})
+    differences += [f"{key}: {have.get(key, '(no such field)')!r} -> {value!r}"
+                    for key, value in sorted(want.items()) if have.get(key) != value]
+    return differences
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _load(checkpoint: str | Path, **kwargs) -> MBPO:
+    """:meth:`MBPO.load`, printing a fall-back to the previous checkpoint as a ``warning:`` line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CheckpointWarning)
+        trainer = MBPO.load(checkpoint, **kwargs)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return trainer
+
+
+def _resume(args: argparse.Namespace, run_dir: Path, device: torch.device) -> MBPO:
+    """The run in ``run_dir``, refusing any setting on the command line that differs from it."""
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if not checkpoint_exists(checkpoint):
+        raise UserError(f"--resume: {run_dir} has no checkpoint ({CHECKPOINT_NAME}) to continue from "
+                        "(a mistyped --run-dir? a run with --checkpoint-every 0 saves only at its end)")
+    trainer = _load(checkpoint, device=device)
+    run = trainer.config
+    differences = _resume_differences(args, run)
+    if differences:
+        raise UserError(f"--resume: the command line differs from the run in {run_dir} ("
+                        + "; ".join(differences) + "); a resumed run keeps its settings. Leave these "
+                        "flags out, extend the budget with --total-steps N or --extend-by N, or choose "
+                        "another --run-dir for other settings")
+    target = args.extend_to or (run.total_steps + args.extend_by if args.extend_by else None)
+    if target is not None:
+        trainer.extend(target)
+        print(f"budget extended from {run.total_steps} to {target} real steps", file=sys.stderr)
+    print(f"resuming {trainer.last_checkpoint[0]} at env step {trainer.env_steps} of "
+          f"{trainer.config.total_steps}", file=sys.stderr)
+    return trainer
 
 
 def _train(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir or f"runs/{args.env}-{args.algo}-seed{args.seed}")
-    checkpoint = run_dir / CHECKPOINT_NAME
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be an int >= 1, got {args.threads}")
+    if args.video_every is not None and args.video_every < 1:
+        raise UserError(f"--video-every must be an int >= 1 (epochs), got {args.video_every}")
+    if (args.extend_to or args.extend_by) and not args.resume:
+        raise UserError("--total-steps and --extend-by extend a run that exists: add --resume")
+    if args.extend_to and args.extend_by:
+        raise UserError("give --total-steps N or --extend-by N, not both")
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the run in --run-dir, --overwrite replaces it: choose one")
+    if not args.resume and args.env is None:
+        raise UserError("--env is required (unless --resume continues a run)")
+    device = _device(args.device)
+    if args.resume and args.run_dir is None and (args.env is None):
+        raise UserError("--resume needs --run-dir (or --env, --algo and --seed naming the default folder)")
+    run_dir = Path(args.run_dir or f"runs/{args.env}-{args.algo or 'mbpo'}-seed{args.seed or 0}")
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if args.resume:
+        trainer = _resume(args, run_dir, device)
+    else:
+        config = _asked_config(args, args.env, args.seed or 0, args.algo or "mbpo")
+        if existing and not args.overwrite:
+            raise UserError(f"{run_dir} holds a run ({', '.join(existing)}); pass --resume to continue it, "
+                            "--overwrite to replace it, or choose another --run-dir (nothing was changed)")
+        for name in existing:   # --overwrite: the old run's files go, nothing else in the folder
+            (run_dir / name).unlink()
+        trainer = MBPO(config, device=device, run_dir=run_dir)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = default_device() if args.device == "auto" else torch.device(args.device)
-    if checkpoint.exists():
-        if args.set:
-            raise ValueError("--set cannot change a run that exists: a resumed run keeps its checkpoint's "
-                             "config (choose a new --run-dir for other settings)")
-        if not args.resume:
-            print(f"error: {checkpoint} exists; pass --resume to continue that run, or choose another "
-                  "--run-dir (nothing was changed)", file=sys.stderr)
+    callbacks = []
+    if args.video_every is not None:   # a clip into the run folder every N epochs (mbpo_lib.render)
+        from .render import RenderingUnavailable, check_rendering, epoch_video_callback
+
+        try:
+            callbacks.append(epoch_video_callback(run_dir, args.video_every))
+            check_rendering(trainer.config.env_id)
+        except RenderingUnavailable as error:
+            print(f"error: {error}", file=sys.stderr)
             return 2
-        trainer = MBPO.load(checkpoint, device=device)
-        print(f"resuming {checkpoint} at env step {trainer.env_steps} of {trainer.config.total_steps}")
-    else:
-        overrides = {"seed": args.seed}
-        if args.algo == "sac":   # SAC alone: all real data, no model, SAC's usual update ratio
-            overrides.update(real_ratio=1.0, updates_per_step=1)
-        for name in ("total_steps", "real_ratio", "updates_per_step", "checkpoint_every", "eval_episodes"):
-            value = getattr(args, name)
-            if value is not None:
-                overrides[name] = value
-        config = preset(args.env, schedule=args.schedule)
-        if args.smoke:
-            config = config.smoke()
-        config = apply_overrides(config.with_overrides(**overrides), args.set)
-        trainer = MBPO(config, device=device, run_dir=run_dir)
     try:
-        history = trainer.train(progress=False if args.no_progress else None)
+        history = trainer.train(progress=False if args.no_progress else None, callbacks=callbacks)
     except KeyboardInterrupt as stop:
         print(f"\n{stop}", file=sys.stderr)
         return 130
@@ -78,10 +214,26 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    trainer = MBPO.load(args.checkpoint, run_dir=None)
-    mean, std = evaluate(trainer.agent, trainer.config.env_id, episodes=args.episodes, seed=args.seed)
-    print(json.dumps({"env_id": trainer.config.env_id, "env_steps": trainer.env_steps,
-                      "episodes": args.episodes, "return_mean": mean, "return_std": std}))
+    if args.video is not None:   # a bad path fails before any work
+        from .render import RenderingUnavailable, check_clip_path, check_rendering, render_episode, write_clip
+
+        check_clip_path(args.video)
+    trainer = _load(args.checkpoint, run_dir=None)
+    env_id = trainer.config.env_id
+    if args.video is not None:
+        try:
+            check_rendering(env_id)
+        except RenderingUnavailable as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    mean, std = evaluate(trainer.agent, env_id, episodes=args.episodes, seed=args.seed)
+    result = {"env_id": env_id, "env_steps": trainer.env_steps,
+              "episodes": args.episodes, "return_mean": mean, "return_std": std}
+    if args.video is not None:   # the first evaluated episode: evaluate starts it from reset(seed)
+        episode = render_episode(env_id, trainer.agent, seed=args.seed,
+                                 title=f"{env_id}, after {trainer.env_steps:,} steps")
+        result.update(video=str(write_clip(episode, args.video)), video_return=episode.episode_return)
+    print(json.dumps(result))
     return 0
 
 
@@ -148,20 +300,54 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake reported as one ``error:`` line (and where to find help), rc 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _env_id(text: str) -> str:
+    if text in PRESETS:
+        return text
+    base = text.rsplit("-v", 1)[0].lower()
+    close = [known for known in PRESETS if known.rsplit("-v", 1)[0].lower() == base]
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise argparse.ArgumentTypeError(f"unknown env id {text!r}; {hint}mbpo_lib trains on "
+                                     f"{', '.join(PRESETS)}")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mbpo_lib", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m mbpo_lib", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train MBPO (or SAC alone) on one task")
-    train.add_argument("--env", required=True, choices=sorted(PRESETS), metavar="ENV_ID",
-                       help=f"one of {', '.join(PRESETS)}")
-    train.add_argument("--algo", choices=("mbpo", "sac"), default="mbpo")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--env", type=_env_id, metavar="ENV_ID",
+                       help=f"one of {', '.join(PRESETS)} (with --resume: the run's, if left out)")
+    train.add_argument("--algo", choices=("mbpo", "sac"), help="mbpo (default) or sac alone")
+    train.add_argument("--seed", type=int, help="seed of a new run (default 0)")
     train.add_argument("--run-dir", "--out",
                        help="where metrics and checkpoints go (default runs/<env>-<algo>-seed<seed>)")
     train.add_argument("--resume", action="store_true",
-                       help="continue from the run folder's checkpoint if it has one")
+                       help="continue the run folder's run from its checkpoint; any setting given on "
+                            "the command line must be the run's own")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --run-dir (its config, metrics and checkpoints)")
+    train.add_argument("--total-steps", dest="extend_to", type=int, metavar="N",
+                       help="with --resume: raise the run's budget to N real steps")
+    train.add_argument("--extend-by", type=int, metavar="N",
+                       help="with --resume: raise the run's budget by N real steps")
     train.add_argument("--smoke", action="store_true", help="the preset's tiny CI variant")
-    train.add_argument("--schedule", default="official",
+    train.add_argument("--schedule",
                        help="rollout schedule variant (Hopper-v5 also has 'paper appendix')")
     train.add_argument("--steps", dest="total_steps", type=int,
                        help="budget in real steps, warm-up included (default: the preset's)")
@@ -174,13 +360,18 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints (0: only at the end)")
     train.add_argument("--eval-episodes", type=int)
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    train.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    train.add_argument("--threads", type=_positive, help="torch.set_num_threads, >= 1 (default: torch's)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--video-every", type=int, metavar="N",
+                       help="write a clip of the deterministic policy into the run folder every N epochs "
+                            "(video_step<steps>.mp4; off by default)")
     train.set_defaults(run=_train)
     ev = commands.add_parser("evaluate", help="evaluate a checkpoint's deterministic policy")
     ev.add_argument("checkpoint")
     ev.add_argument("--episodes", type=int, default=10)
     ev.add_argument("--seed", type=int, default=123_456)
+    ev.add_argument("--video", metavar="PATH",
+                    help="also write a clip of the first evaluated episode (.mp4, .gif or .webp)")
     ev.set_defaults(run=_evaluate)
     plot = commands.add_parser("plot", help="evaluation return against env steps of one or more runs")
     plot.add_argument("runs", nargs="+", help="run folders (with metrics.csv)")
@@ -234,11 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--no-figures", action="store_true", help="skip the curve figures")
     rp.set_defaults(run=_report)
     args = parser.parse_args(argv)
-    if args.command == "train" and args.schedule not in schedule_variants(args.env):
-        parser.error(f"--schedule {args.schedule!r}: {args.env} has {', '.join(schedule_variants(args.env))}")
     try:
         return args.run(args)
-    except ValueError as error:   # bad settings or a bad checkpoint: a clear message, no traceback
+    except (ValueError, TrainingDivergedError) as error:
+        # bad settings, a bad checkpoint, a broken environment or a diverged run: a clear message,
+        # no traceback (EnvironmentDataError is a ValueError). Anything else is a bug: its traceback.
         print(f"error: {error}", file=sys.stderr)
         return 2
 

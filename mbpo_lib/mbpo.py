@@ -444,6 +444,29 @@ class MBPO:
         atomic_write(self.run_dir / "metrics.jsonl",
                       lambda f: f.write("".join(json.dumps(row) + "\n" for row in self.history).encode()))
 
+    def extend(self, total_steps: int) -> None:
+        """Raise the run's budget to ``total_steps`` real steps (the one deliberate change of a
+        run's config): the real buffer grows with it, and with a run folder the change is
+        appended to ``config_history.jsonl`` there (time, env step, old and new budget)."""
+        old = self.config.total_steps
+        if not _is_count(total_steps) or total_steps <= old:
+            raise ValueError(f"a run's budget can only grow: total_steps must be an int > {old} (its "
+                             f"budget now), got {total_steps!r}")
+        import dataclasses
+
+        self.config = dataclasses.replace(self.config, total_steps=total_steps).validate()
+        capacity = min(self.config.real_buffer_capacity, total_steps)
+        if capacity > self.real.capacity:
+            self.real.resize(capacity)
+        if self.run_dir is not None:
+            path = self.run_dir / "config_history.jsonl"
+            before = path.read_bytes() if path.is_file() else b""
+            entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "env_steps": self.env_steps,
+                     "change": {"total_steps": [old, total_steps]}}
+            atomic_write(path, lambda f: f.write(before + (json.dumps(entry) + "\n").encode()))
+            atomic_write(self.run_dir / "config.json",
+                         lambda f: f.write(json.dumps(self.config.to_dict(), indent=2).encode()))
+
     # --- checkpoints -----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
@@ -526,6 +549,10 @@ class MBPO:
         trainer.load_state_dict(state)   # each part moves its tensors to the trainer's device
         trainer.last_checkpoint = (used, trainer.env_steps)
         return trainer
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _in_main_thread() -> bool:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
-from .files import atomic_write
+from .files import atomic_write, checkpoint_exists
 from .mbpo import CHECKPOINT_NAME, MBPO, read_metrics
 
 # Each algorithm as changes to the environment's preset. SAC alone: all real data, no model,
@@ -305,7 +305,7 @@ def run_one(run: SweepRun, *, threads: int | None = None) -> dict[str, Any]:
                 "env_steps": record["env_steps"], "eval_return": record.get("eval_return"), "seconds": 0.0}
     device = default_device() if run.device == "auto" else torch.device(run.device)
     checkpoint = run_dir / CHECKPOINT_NAME
-    if checkpoint.is_file():
+    if checkpoint_exists(checkpoint):   # or only its previous one: a crash between two renames
         trainer = MBPO.load(checkpoint, device=device)
         _refuse_other_settings(run_dir, trainer.config.to_dict(), config)
         status = "resumed"

@@ -198,7 +198,7 @@ def test_cli_run_killed_with_sigkill_resumes_and_matches_an_uninterrupted_run(tm
     done = subprocess.run(cli("--run-dir", str(killed), "--resume", *steps), env=CLI_ENV,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "resuming" in done.stdout and json.loads(done.stdout.splitlines()[-1])["env_steps"] == 1100
+    assert "resuming" in done.stderr and json.loads(done.stdout.splitlines()[-1])["env_steps"] == 1100
     reference = subprocess.run(cli("--run-dir", str(whole), *steps), env=CLI_ENV, capture_output=True,
                                text=True)
     assert reference.returncode == 0, reference.stderr
@@ -244,6 +244,7 @@ def test_cli_overrides_plot_and_clear_errors(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nothing.pt")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         main(["train", "--env", "Hopper-v4"])
-    assert "invalid choice: 'Hopper-v4'" in capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "unknown env id 'Hopper-v4'; did you mean Hopper-v5?" in capsys.readouterr().err
