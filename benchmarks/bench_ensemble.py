@@ -209,6 +209,7 @@ def step_ours(device: torch.device, rows: int, precision: str = "highest") -> Ca
     obs = torch.randn(rows, OBS, generator=g, device=device)
     act = torch.rand(rows, ACT, generator=g, device=device) * 2 - 1
     model.normalizer.fit(torch.cat([obs, act], -1))
+    model.fitted = True   # random weights time the same as trained ones; step refuses an unfitted model
     return lambda: model.step(obs, act, generator=g)
 
 

@@ -35,7 +35,7 @@ import torch
 
 from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
 from .envs import evaluate
-from .files import CheckpointWarning, checkpoint_exists, previous_checkpoint
+from .files import CheckpointWarning, CheckpointWriteError, checkpoint_exists, previous_checkpoint
 from .mbpo import CHECKPOINT_NAME, MBPO, TrainingDivergedError
 from .runtime import default_device
 
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TrainingDivergedError) as error:
+    except (ValueError, TrainingDivergedError, CheckpointWriteError) as error:
         # bad settings, a bad checkpoint, a broken environment or a diverged run: a clear message,
         # no traceback (EnvironmentDataError is a ValueError). Anything else is a bug: its traceback.
         print(f"error: {error}", file=sys.stderr)

@@ -116,7 +116,7 @@ def check_finite(name: str, x: torch.Tensor) -> None:
     if bool(bad.any()):
         rows = bad.reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
         raise ValueError(f"{name} holds {int(bad.sum())} NaN or inf values in {rows.numel()} rows "
-                         f"(first: row {int(rows[0])}); fit and step need finite data")
+                         f"(first: row {int(rows[0])}); the model takes only finite values")
 
 
 class DynamicsModel:
@@ -330,9 +330,23 @@ class DynamicsModel:
         elites are run and ``info["disagreement"]`` is, per row, the standard deviation across
         elites of the predicted mean, averaged over ``[r, s' - s]``'s dimensions.
         ``generator`` (on the model's device, or on the CPU) makes the draws repeatable.
+
+        Refused with ``ValueError``: an unfitted model (``fitted`` False), rows of ``obs`` and
+        ``act`` that differ in number, and NaN or inf in either (checked with one reduction).
         """
         obs = self._as_rows(obs, self.obs_dim, "obs")
-        x = self.normalizer(torch.cat([obs, self._as_rows(act, self.act_dim, "act")], dim=-1))
+        act = self._as_rows(act, self.act_dim, "act")
+        if obs.shape[0] != act.shape[0]:
+            raise ValueError(f"DynamicsModel.step: obs has {obs.shape[0]} rows and act {act.shape[0]}; "
+                             "step takes one action per observation")
+        if not self.fitted:
+            raise ValueError("DynamicsModel.step: the model has not been fitted (call fit first, or "
+                             "load_state_dict of a fitted model)")
+        raw = torch.cat([obs, act], dim=-1)
+        if not bool(torch.isfinite(raw).all()):   # one reduction and one sync for both inputs
+            check_finite("DynamicsModel.step: obs", obs)
+            check_finite("DynamicsModel.step: act", act)
+        x = self.normalizer(raw)
         rows = x.shape[0]
         pick = _draw("randint", (rows,), generator, self.device, high=self._elites.shape[0])
         member = self._elites[pick]

@@ -39,6 +39,10 @@ class CheckpointWarning(UserWarning):
     """A checkpoint could not be used and another one was loaded instead."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the one before is whole."""
+
+
 def new_file_mode() -> int:
     """The permissions ``open()`` gives a new file under this process's umask (``0o666 & ~umask``)."""
     umask = os.umask(0)
@@ -110,6 +114,15 @@ def save_checkpoint(state: Any, path: str | Path) -> Path:
         if path.exists():
             os.replace(path, previous_checkpoint(path))
         os.replace(tmp, path)
+    except OSError as error:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        previous = previous_checkpoint(path)
+        kept = (f"the checkpoint before it, {path}, is whole" if path.exists() else
+                f"the checkpoint before it is whole as {previous}" if previous.exists() else
+                "no checkpoint was replaced")
+        raise CheckpointWriteError(error.errno, f"could not write the checkpoint {path} "
+                                   f"({error.strerror or error}); {kept}") from error
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

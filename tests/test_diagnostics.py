@@ -102,6 +102,7 @@ def test_a_dynamics_model_that_is_its_own_truth_has_zero_error_one_step_and_open
         for layer in model.network.layers:
             layer.weight[:] = layer.weight[0].clone()
             layer.bias[:] = layer.bias[0].clone()
+    model.fitted = True                             # its own truth: nothing to fit
     g = torch.Generator().manual_seed(1)
     states, act = [torch.randn(16, 3, generator=g)], torch.rand(16, 8, 1, generator=g) * 2 - 1
     rews = []
@@ -345,7 +346,9 @@ def _batch(obs, act, rew, next_obs):
 
 def test_plot_predictions_draws_one_panel_per_dimension_and_refuses_two_episodes():
     obs, act, rew, next_obs = episodes([15], seed=7)
-    model = DynamicsModel(3, 1, EnsembleConfig(ensemble_size=3, num_elites=2, hidden_dim=16), seed=0)
+    model = DynamicsModel(3, 1, EnsembleConfig(ensemble_size=3, num_elites=2, hidden_dim=16, max_epochs=2),
+                          seed=0)
+    model.fit(obs, act, rew, next_obs)
     fig = plot_predictions(model, (torch.cat([obs, next_obs[-1:]]), act), samples=5)
     assert isinstance(fig, Figure) and len([ax for ax in fig.axes if ax.get_visible()]) == 3
     fig = plot_predictions(model, _batch(obs, act, rew, next_obs), dims=[2], samples=0)

@@ -193,6 +193,10 @@ def test_step_is_repeatable_and_the_grouped_path_equals_running_all_elites(fitte
 def test_step_handles_100k_rows_in_one_call():
     model = DynamicsModel(OBS, ACT, small(), seed=0)
     obs, act = torch.randn(100_000, OBS), torch.rand(100_000, ACT)
+    with pytest.raises(ValueError, match="has not been fitted"):
+        model.step(obs, act)
+    model.normalizer.fit(torch.cat([obs, act], -1))
+    model.fitted = True     # random weights are enough for shapes and finiteness
     s2, r, info = model.step(obs, act, generator=torch.Generator().manual_seed(0))
     assert s2.shape == (100_000, OBS) and torch.isfinite(s2).all() and torch.isfinite(r).all()
 
@@ -331,3 +335,15 @@ def test_cuda_fit_and_step_stay_on_the_device():
     model.fit(obs, act, rew, next_obs)
     s2, r, info = model.step(obs, act, generator=torch.Generator(device="cuda").manual_seed(0))
     assert s2.device.type == r.device.type == info["member"].device.type == "cuda"
+
+
+def test_step_refuses_non_finite_inputs_and_mismatched_rows(fitted):
+    model, _, (obs, act, _, _) = fitted
+    with pytest.raises(ValueError, match=r"obs has 1500 rows and act 1499"):
+        model.step(obs, act[:-1])
+    for name in ("obs", "act"):
+        bad = {"obs": obs.clone(), "act": act.clone()}
+        bad[name][7, 0] = float("nan")
+        message = rf"step: {name} holds 1 NaN or inf values in 1 rows \(first: row 7\)"
+        with pytest.raises(ValueError, match=message):
+            model.step(bad["obs"], bad["act"])
