@@ -291,10 +291,14 @@ def _report(args: argparse.Namespace) -> int:
 
     thresholds = sweep.parse_env_values(args.threshold, "--threshold", float)
     at = sweep.parse_env_values(args.at, "--at", sweep.parse_step_list)
-    done = sweep.report(args.root, args.out, thresholds=thresholds, at=at, figures=not args.no_figures)
+    with warnings.catch_warnings():   # a damaged run is reported below as one warning: line
+        warnings.simplefilter("ignore", RuntimeWarning)
+        done = sweep.report(args.root, args.out, thresholds=thresholds, at=at, figures=not args.no_figures)
     print(done.table)
     if done.ignored:
         print(f"\n(ignored, not run folders: {', '.join(done.ignored)})")
+    for line in done.damaged:
+        print(f"warning: skipped the damaged run {line}", file=sys.stderr)
     print(f"\nsummary: {done.summary}\nper run: {done.runs}\nmetrics copies: {len(done.copies)} in "
           f"{done.summary.parent}" + "".join(f"\nfigure: {path}" for path in done.figures))
     return 0

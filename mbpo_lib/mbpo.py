@@ -241,8 +241,9 @@ class MBPO:
                         self.save(self.run_dir / CHECKPOINT_NAME)
                     raise KeyboardInterrupt(f"MBPO stopped at env step {self.env_steps}"
                                             + (f"; checkpoint in {self.run_dir}" if self.run_dir else ""))
-            if self.run_dir is not None:
-                self.save(self.run_dir / CHECKPOINT_NAME)
+            path = None if self.run_dir is None else self.run_dir / CHECKPOINT_NAME
+            if path is not None and self.last_checkpoint != (path, self.env_steps):   # not saved just now
+                self.save(path)
         finally:
             if in_main_thread:
                 for sig, handler in previous.items():

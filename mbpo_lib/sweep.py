@@ -35,6 +35,7 @@ import os
 import re
 import socket
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -546,16 +547,23 @@ def read_run(folder: str | Path) -> RunRecord:
     metrics = folder / "metrics.csv"
     if not metrics.is_file():
         raise ValueError(f"{folder} has no metrics.csv")
+    _check_complete_csv(metrics)
     rows = read_metrics(metrics)
     if not rows or "env_steps" not in rows[0] or "eval_return" not in rows[0]:
         raise ValueError(f"{metrics} has no rows with env_steps and eval_return")
+    if any(math.isnan(row["env_steps"]) for row in rows):
+        raise ValueError(f"{metrics} has a row without env_steps")
     evaluated = [(int(row["env_steps"]), row["eval_return"]) for row in rows]
     evaluated = [(s, ret) for s, ret in evaluated if not math.isnan(ret)]
     last_step = int(rows[-1]["env_steps"])
     config_file = folder / "config.json"
     budget = last_step
     if config_file.is_file():
-        budget = int(json.loads(config_file.read_text()).get("total_steps", last_step))
+        try:
+            budget = int(json.loads(config_file.read_text(encoding="utf-8")).get("total_steps", last_step))
+        except (ValueError, TypeError, AttributeError) as error:   # JSON, UTF-8 or a value not a count
+            raise ValueError(f"{config_file} is not a run's config.json ({type(error).__name__}: "
+                             f"{error})") from None
     finished = (folder / DONE_NAME).is_file() or last_step >= budget
     seconds = sum(value for row in rows if not math.isnan(value := row.get("seconds_total", math.nan)))
     return RunRecord(env_id=match["env"], algo=match["algo"], seed=int(match["seed"]), path=folder,
@@ -563,23 +571,44 @@ def read_run(folder: str | Path) -> RunRecord:
                      last_step=last_step, budget=budget, finished=finished, seconds=seconds)
 
 
-def collect_runs(root: str | Path) -> tuple[list[RunRecord], list[str]]:
-    """The run folders directly under ``root`` (sorted by env, algorithm, seed) and the names of
-    the folders that were not run folders (ignored)."""
+def _check_complete_csv(path: Path) -> None:
+    """Refuse a ``metrics.csv`` that is not UTF-8, or whose last row was cut off (a write that
+    did not go through this library's atomic writer, or a copy that stopped short)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error})") from None
+    if text and not text.endswith("\n"):
+        raise ValueError(f"{path} ends in the middle of a row (its last line has no line end): truncated")
+    lines = list(csv.reader(io.StringIO(text)))
+    if lines and any(len(line) != len(lines[0]) for line in lines[1:]):
+        bad = next(i for i, line in enumerate(lines[1:], start=2) if len(line) != len(lines[0]))
+        raise ValueError(f"{path} line {bad} has a different number of cells than its header: truncated "
+                         "or damaged")
+
+
+def collect_runs(root: str | Path) -> tuple[list[RunRecord], list[str], list[str]]:
+    """The run folders directly under ``root`` (sorted by env, algorithm, seed), the names of
+    the folders that were not run folders (ignored), and one line per damaged run folder that
+    was skipped, naming the file and why (a warning is also issued for each)."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder (a sweep's --root, e.g. runs/sweep)")
-    records, ignored = [], []
+    records, ignored, damaged = [], [], []
     for folder in sorted(path for path in root.iterdir() if path.is_dir()):
         if RUN_FOLDER.fullmatch(folder.name) and (folder / "metrics.csv").is_file():
-            records.append(read_run(folder))
+            try:
+                records.append(read_run(folder))
+            except (ValueError, OSError) as error:
+                damaged.append(f"{folder.name}: {error}")
+                warnings.warn(f"skipping the damaged run {folder}: {error}", RuntimeWarning, stacklevel=2)
         else:
             ignored.append(folder.name)
     algo_order = {name: i for i, name in enumerate(ALGORITHMS)}
     env_order = {name: i for i, name in enumerate(PRESETS)}
     records.sort(key=lambda r: (env_order.get(r.env_id, len(env_order)), r.env_id,
                                 algo_order.get(r.algo, len(algo_order)), r.algo, r.seed))
-    return records, ignored
+    return records, ignored, damaged
 
 
 def median_steps_to(reached: Sequence[int | None], bounds: Sequence[int]) -> int | str:
@@ -750,6 +779,7 @@ class Report:
     figures: list[Path]
     ignored: list[str]
     table: str
+    damaged: list[str] = field(default_factory=list)
 
 
 def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mapping[str, float] | None = None,
@@ -761,7 +791,7 @@ def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mappi
     can be committed; ``runs/`` is not) and ``<env>_curves.png`` per env (unless ``figures`` is
     False). Returns a :class:`Report` whose ``table`` is the summary as text.
     """
-    records, ignored = collect_runs(root)
+    records, ignored, damaged = collect_runs(root)
     if not records:
         raise ValueError(f"no run folders (<env>_<algo>_seed<k> with metrics.csv) in {root}")
     out = Path(out) if out is not None else Path(root) / "report"
@@ -797,4 +827,4 @@ def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mappi
         env_rows = [row for row in rows if row["env_id"] == env]
         blocks.append(format_table(env_rows, columns))
     return Report(rows=rows, summary=summary, runs=runs_csv, copies=copies, figures=pictures, ignored=ignored,
-                  table="\n\n".join(blocks))
+                  table="\n\n".join(blocks), damaged=damaged)
