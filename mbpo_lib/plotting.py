@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
+from .files import atomic_write
 from .runtime import fast_mode
 
 FIGURES_ENV_VAR = "MBPO_FIGURES_DIR"
@@ -96,15 +96,5 @@ def save_figure(fig: Figure, name: str) -> Path:
             "no folders (e.g. '03_bound_vs_k')"
         )
     target = figures_dir() / f"{stem}.png"
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".png.tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            fig.savefig(tmp, format="png", bbox_inches="tight")
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes the file private; a figure is for everyone
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda f: fig.savefig(f, format="png", bbox_inches="tight"))
     return target

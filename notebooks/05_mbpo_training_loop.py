@@ -31,8 +31,8 @@
 #   `model_train_freq`, `rollout_batch_size`, $G$) and the per-environment presets;
 # - why model rollouts need a termination function, and how large the model buffer grows;
 # - the loop assembled by hand from library pieces, checked bit for bit against `mbpo_lib.MBPO`;
-# - a real run (InvertedPendulum-v5 to the maximum return of 1000), where its time goes,
-#   checkpoints, resuming and the command line.
+# - a real run (InvertedPendulum-v5 to the maximum return of 1000), filmed before, during and
+#   after training; where its time goes, checkpoints, resuming and the command line.
 
 # %% slideshow={"slide_type": "skip"}
 # Setup: on Colab, install mbpo_lib from the repository (Colab's own torch is kept).
@@ -548,6 +548,32 @@ plt.show()
 # A callback prints the row of every 1,000th step and the last; `train` returns every epoch's
 # row (also in `metrics.csv`).
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Filming the agent
+#
+# Curves hide what the policy does. `mbpo_lib.render_episode` plays one episode of the
+# deterministic policy (the action $\tanh(\mu)$) and draws every frame, with the running return
+# in the corner. We film the agent three times, always from the same start state
+# (`reset(seed=0)`): before any training, after the first epoch (one model fit and the SAC
+# updates that followed), and at the first evaluation that reaches 1000. A callback does it
+# while `train` runs; rendering uses its own environment, so the run itself is unchanged.
+
+# %% slideshow={"slide_type": "fragment"}
+CLIP_STEPS = 200 if FAST else 1_000   # steps filmed per episode at most
+clips: dict[str, mbpo_lib.RenderedEpisode] = {}
+
+
+def film(mbpo: mbpo_lib.MBPO, row: dict) -> None:
+    moment = None
+    if not clips.get("after the first epoch"):
+        moment = "after the first epoch"
+    elif row["eval_return"] >= 1000 and "at the first evaluation of 1000" not in clips:
+        moment = "at the first evaluation of 1000"
+    if moment:
+        clips[moment] = mbpo_lib.render_episode(mbpo.config.env_id, mbpo.agent, seed=0,
+                                                max_steps=CLIP_STEPS, title=f"step {row['env_steps']:,}")
+
+
 # %% slideshow={"slide_type": "subslide"}
 ip_config = (mbpo_lib.preset("InvertedPendulum-v5").smoke() if FAST
              else mbpo_lib.preset("InvertedPendulum-v5", total_steps=5_000))
@@ -562,8 +588,10 @@ def report(mbpo: mbpo_lib.MBPO, row: dict) -> None:
 
 
 ip_trainer = mbpo_lib.MBPO(ip_config, device="cpu", run_dir=RUNS / "inverted-pendulum")
+clips["before training"] = mbpo_lib.render_episode(ip_config.env_id, ip_trainer.agent, seed=0,
+                                                   max_steps=CLIP_STEPS, title="step 0")
 start = time.perf_counter()
-ip_rows = ip_trainer.train(callbacks=[report], progress=False)
+ip_rows = ip_trainer.train(callbacks=[report, film], progress=False)
 ip_wall = time.perf_counter() - start
 print(f"{ip_trainer.env_steps:,} real steps in {ip_wall / 60:.1f} min on the CPU")
 
@@ -599,13 +627,28 @@ print(f"best evaluation return {best:.1f}; first 1000 at step {first_1000}")
 if not FAST:
     assert first_1000 is not None, f"InvertedPendulum-v5 did not reach 1000 in {c.total_steps:,} steps"
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### The agent, three times
+#
+# The three filmed episodes, each with its return (FAST mode: the smoke run never reaches 1000,
+# so only the first two are there). The clips are embedded in the notebook as data, so a saved
+# copy and the slides play them with no file beside them.
+
+# %% slideshow={"slide_type": "fragment"}
+order = ["before training", "after the first epoch", "at the first evaluation of 1000"]
+shown = [name for name in order if name in clips]
+for name in shown:
+    print(f"{name:>32}: {clips[name].steps:5d} steps, return {clips[name].episode_return:7.1f}")
+display(mbpo_lib.clip_html([clips[name] for name in shown], captions=shown))
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Hopper-v5, when there is a GPU
 #
 # Hopper is where MBPO's long rollouts and its model buffer of millions of rows come in; it
 # needs a GPU. We run the preset for **20,000 real steps** (5,000 random, then 15 epochs),
 # a budget that fits a notebook session, not the paper's 125,000; $k$ stays 1 until epoch 20,
-# so this run is MBPO's early phase. Without a GPU, or in FAST mode, the cell only says so.
+# so this run is MBPO's early phase; at its end the cell films one episode of the agent.
+# Without a GPU, or in FAST mode, the cell only says so.
 # For the whole run use the command line (end of the notebook).
 
 # %% slideshow={"slide_type": "subslide"}
@@ -619,6 +662,10 @@ if torch.cuda.is_available() and not FAST:
     print(f"{HOPPER_STEPS:,} steps in {(time.perf_counter() - start) / 60:.1f} min on {device}")
     assert hopper_trainer.env_steps == HOPPER_STEPS and len(hopper_rows) == 15
     assert all(row["model_buffer_capacity"] == 400_000 and row["model_fits"] == 4 for row in hopper_rows)
+    hopper_clip = mbpo_lib.render_episode("Hopper-v5", hopper_trainer.agent, seed=0,
+                                          title=f"step {HOPPER_STEPS:,}")
+    print(f"filmed Hopper-v5 episode: {hopper_clip.steps} steps, return {hopper_clip.episode_return:.1f}")
+    display(mbpo_lib.clip_html(hopper_clip))
 else:
     print("Hopper-v5 run skipped:", "FAST mode" if FAST else "no GPU (Runtime → Change runtime type → GPU)")
 
@@ -782,15 +829,18 @@ print(f"both at step {lib.env_steps}: identical parameters, {len(resumed.history
 # python -m mbpo_lib train --env Hopper-v5 --run-dir runs/h0 --resume    # continue after a crash
 # python -m mbpo_lib train --env Hopper-v5 --algo sac                    # SAC alone, same budget
 # python -m mbpo_lib evaluate runs/h0/checkpoint.pt --episodes 10
+# python -m mbpo_lib evaluate runs/h0/checkpoint.pt --video h0.mp4       # and a clip of one episode
+# python -m mbpo_lib train --env Hopper-v5 --video-every 5               # a clip every 5 epochs
 # ```
 #
-# Here a smoke run of 150 steps, then an evaluation of its checkpoint:
+# Here a smoke run of 150 steps, then an evaluation of its checkpoint with a clip:
 
 # %% slideshow={"slide_type": "fragment"}
 cli_dir = RUNS / "cli"
 for args in (["train", "--env", "InvertedPendulum-v5", "--smoke", "--steps", "150", "--run-dir", str(cli_dir),
               "--threads", "1", "--no-progress"],
-             ["evaluate", str(cli_dir / "checkpoint.pt"), "--episodes", "3"]):
+             ["evaluate", str(cli_dir / "checkpoint.pt"), "--episodes", "3", "--video",
+              str(cli_dir / "evaluated.mp4")]):
     done = subprocess.run([sys.executable, "-m", "mbpo_lib", *args], capture_output=True, text=True,
                           check=True)
     print("$ python -m mbpo_lib", " ".join(args).replace(str(RUNS), "$RUNS"))

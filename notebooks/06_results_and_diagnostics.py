@@ -27,8 +27,8 @@
 #   we could run;
 # - how to watch the model while MBPO trains: one-step error per dimension, $k$-step
 #   open-loop error and the ensemble's disagreement against its realised error;
-# - how to look at a model's predictions against reality, and at model-generated states
-#   against real ones;
+# - how to look at a model's predictions against reality, watch its imagined Hopper drift
+#   from the real one over $k$ steps, and compare model-generated states with real ones;
 # - three failure modes of the method, provoked on purpose: rollouts too long, no real data
 #   in the SAC batches, and a model whose error grows while the return grows; and why an easy
 #   task forgives all three.
@@ -327,6 +327,81 @@ plt.show()
 #   long, where all of them still agree with reality.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
+# ## The compounding error, seen
+#
+# The same open-loop rollout, drawn as bodies instead of curves. From one real Hopper-v5 state
+# the model predicts $k$ steps ahead under the actions the real episode took, each step one
+# elite's sample, as in MBPO's branches. `mbpo_lib.render_imagined` maps every predicted
+# observation back to MuJoCo's positions and velocities and draws it beside the real state.
+# The observation leaves out Hopper's x position, so the model's x is integrated from its
+# predicted forward velocity, $x_{t+1} = x_t + \Delta t \, \dot x_{t+1}$.
+#
+# - **Full mode:** the model and the policy of the Hopper-v5 run above.
+# - **FAST mode:** a small model (3 members of 32 units) fitted here on 2,000 random Hopper
+#   steps, and random actions.
+#
+# The real episode runs with `terminate_when_unhealthy=False`, so both sides last all 50 steps.
+
+# %% slideshow={"slide_type": "subslide"}
+IMAGINE_K = 50
+rng = np.random.default_rng(0)
+if live_env == "Hopper-v5":
+    hopper_model, hopper_policy, hopper_actions = live.model, live.agent, None
+else:
+    env = mbpo_lib.make_env("Hopper-v5", seed=0)
+    random_steps = mbpo_lib.ReplayBuffer(2_000, 11, 3, device="cpu")
+    obs, _ = env.reset(seed=0)
+    for _ in range(2_000):
+        act = rng.uniform(-1, 1, 3).astype(np.float32)
+        next_obs, rew, terminated, truncated, _ = env.step(act)
+        random_steps.add(obs, act, float(rew), next_obs, bool(terminated))
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    hopper_model = mbpo_lib.DynamicsModel(11, 3, mbpo_lib.preset("Hopper-v5").smoke().ensemble, seed=0)
+    print(f"small model fitted: holdout MSE {hopper_model.fit(random_steps).elite_holdout_mse:.4f}")
+    hopper_policy, hopper_actions = None, rng.uniform(-1, 1, (IMAGINE_K, 3))
+
+# %% slideshow={"slide_type": "subslide"}
+def imagined_rollout(k: int) -> mbpo_lib.ImaginedRollout:
+    return mbpo_lib.render_imagined(hopper_model, "Hopper-v5", hopper_policy, actions=hopper_actions, k=k,
+                                    seed=0, model_seed=0, size=(240, 180) if FAST else (320, 240),
+                                    env_kwargs={"terminate_when_unhealthy": False})
+
+
+start = time.perf_counter()
+imagined = imagined_rollout(IMAGINE_K)
+print(f"{IMAGINE_K + 1} side-by-side frames in {time.perf_counter() - start:.0f} s")
+# the same start state and the same draws: the 5-step rollout is the first 5 steps of the 50-step one
+assert np.array_equal(imagined_rollout(5).model_obs, imagined.model_obs[:6])
+for k in (1, 5, 15, 50):
+    print(f"k = {k:2d}: obs error (distance of model and real observation) {imagined.error[k]:8.3f}")
+
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
+KS = (1, 5, 15, 50)
+fig = plt.figure(figsize=(15, 5.2))
+grid = fig.add_gridspec(2, 3, width_ratios=[1, 1, 1.1])
+for i, k in enumerate(KS):
+    ax = fig.add_subplot(grid[i // 2, i % 2])
+    ax.imshow(imagined.frames[k])
+    ax.set_axis_off()
+    ax.set_title(f"k = {k}: obs error {imagined.error[k]:.2f}")
+ax = fig.add_subplot(grid[:, 2])
+steps = np.arange(1, IMAGINE_K + 1)
+ax.semilogy(steps, imagined.error[1:], "o-", ms=3, label="this sampled rollout")
+ax.semilogy(KS, imagined.error[list(KS)], "s", color="C3", label="the frames above")
+ax.set(xlabel="model steps $k$ from the real start state",
+       ylabel=r"obs error $\|\hat s_k - s_k\|_2$", title="Real (left) and imagined (right) Hopper")
+ax.legend()
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The whole rollout, frame by frame (real left, model right, ten model steps a second). One
+# start state and one seed: an illustration of what the open-loop errors of Part 2 average
+# over many start states.
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.clip_html(imagined, captions=[f"k = 0 to {imagined.k}: real (left), model (right)"])
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Real states against model-generated states
 #
 # SAC trains on 95 % model data. If the model's states drift away from anything real, SAC
@@ -572,8 +647,8 @@ for seed, rows in runs["mbpo"].items():
 #   narrower than its nominal 95 %.
 # - Every MBPO run logs its model's error on fresh real data per dimension, its $k$-step
 #   open-loop error and whether disagreement tracks error: read these before tuning anything.
-# - Plot predictions against reality and model states against real states: both show at a
-#   glance what averages hide.
+# - Plot predictions against reality and model states against real states, and draw the
+#   model's imagined rollout beside the real one: they show at a glance what averages hide.
 # - The failure modes depend on the task. On the pendulum, $k = 15$ and `real_ratio = 0` each
 #   cost one epoch; on Hopper, `real_ratio = 0` lowered the return while Q rose, $k = 100$ was
 #   too long, and $k = 15$ beat $k = 1$ threefold; distribution shift shows on Hopper only.

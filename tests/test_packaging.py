@@ -23,7 +23,7 @@ def requirements() -> dict[str, Requirement]:
 
 def test_runtime_requirements_are_ranges_not_pins():
     reqs = requirements()
-    assert set(reqs) == {"torch", "gymnasium", "numpy", "matplotlib", "ipywidgets", "tqdm"}
+    assert set(reqs) == {"torch", "gymnasium", "numpy", "matplotlib", "ipywidgets", "tqdm", "pillow", "av"}
     assert "mujoco" in reqs["gymnasium"].extras
     for req in reqs.values():
         assert req.specifier, f"{req.name} has no version range"

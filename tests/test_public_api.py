@@ -11,8 +11,8 @@ PACKAGE = Path(mbpo_lib.__file__).parent
 # deliberate exception: the trainer (mbpo) imports diagnostics to log its model monitoring,
 # and diagnostics then imports only the lower layers it measures and draws with.
 CORE = {"models", "dynamics", "rollout", "mbpo", "sac", "buffer", "config", "envs", "termination",
-        "precision"}
-ON_TOP = {"theory", "diagnostics", "plotting", "widgets", "diagrams", "sweep"}
+        "precision", "files"}
+ON_TOP = {"theory", "diagnostics", "plotting", "widgets", "diagrams", "sweep", "render"}
 ALLOWED = {("mbpo", "diagnostics")}
 DIAGNOSTICS_MAY_IMPORT = {"models", "dynamics", "theory", "buffer", "plotting"}
 
@@ -47,5 +47,6 @@ def test_diagnostics_imports_only_what_it_measures_so_the_trainer_can_import_it_
 
 def test_models_import_nothing_from_the_package_and_the_chain_points_one_way():
     assert imported_modules("models") == set()
+    assert imported_modules("files") == set()      # atomic writes and checkpoints: the bottom layer
     assert "dynamics" not in imported_modules("models")
     assert "rollout" not in imported_modules("dynamics")
