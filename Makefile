@@ -26,10 +26,11 @@ lint: venv
 
 # FAST budgets, one torch thread per worker, figures into a temp folder (the committed
 # figures/ is never touched by a test run). Three runs, one after the other: the unit tests on
-# $(JOBS) workers; the notebooks under nbmake one kernel at a time; the browser tests (the widget
-# in Voila, the slide decks). Kernels started beside other kernels or beside the Ray tests' servers
-# have hung waiting for a reply that never came (a kernel's TCP ports are picked, released and
-# bound again, so two starts can collide), so the notebooks run alone.
+# $(JOBS) workers; the notebooks under nbmake one kernel at a time; the browser tests (the widgets
+# in Voila and JupyterLab, the slide decks). Every kernel of a test run talks over IPC (Unix
+# sockets; the root conftest.py and tests/browser/jupyter_servers.py): over TCP a kernel's ports
+# are picked, released and bound again, and a kernel whose port was taken in between hung the
+# suite. The notebooks still run one at a time, as each kernel uses a core.
 test: lint
 	@figs=$$(mktemp -d) && trap 'rm -rf "$$figs"' EXIT && \
 	export MBPO_FAST=1 MBPO_FIGURES_DIR="$$figs" OMP_NUM_THREADS=1 && \
