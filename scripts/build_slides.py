@@ -292,23 +292,6 @@ def vendor_assets(vendor_dir: Path, cache_dir: Path, npm: str = "npm") -> None:
 
 # --- step 2: execution ----------------------------------------------------------------------------
 
-def ipc_kernel_config(folder: Path):
-    """nbclient settings for a kernel on the IPC transport, its sockets as files in ``folder``.
-
-    Over TCP, jupyter_client picks a kernel's ports by binding port 0 and releasing them, and the
-    kernel binds them again a moment later; anything else on the machine may take one in between,
-    and the kernel then never answers (the test suite's intermittent hang). Unix sockets in a
-    folder of their own cannot collide. ``folder`` should be short: a socket path has at most
-    107 bytes.
-    """
-    from traitlets.config import Config
-
-    config = Config()
-    config.KernelManager.transport = "ipc"
-    config.KernelManager.ip = str(folder / "k")
-    return config
-
-
 def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool,
             figures_dir: Path | None = None) -> float:
     """Run ``notebook`` top to bottom in a fresh ``python3`` kernel; write the result to ``executed``.
@@ -320,8 +303,11 @@ def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool,
     outputs show what went wrong. Returns the seconds taken.
     """
     import nbformat
+    from jupyter_kernels import ipc_kernel_config, patch_missed_wakeups
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    patch_missed_wakeups()   # a missed wake-up cost a whole cell timeout (scripts/jupyter_kernels.py)
 
     nb = nbformat.read(notebook, as_version=4)
     executed.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -341,19 +340,29 @@ def test_report_skips_damaged_runs_names_the_file_and_reports_the_rest(cli_run, 
 
 # --- SIGKILL ------------------------------------------------------------------------------------
 
-KILL_IN_SAVE = """
+KILLER = """
 import os, signal, sys
 import mbpo_lib.files as files
-real_replace, calls, at = os.replace, [0], int(sys.argv[1])
-def replace(src, dst):
-    if str(dst).endswith(("checkpoint.pt", "checkpoint.prev.pt")):
-        calls[0] += 1
-        if calls[0] == at:       # between the temporary write and this rename
+import mbpo_lib.mbpo as mbpo
+kind, at = sys.argv[1], int(sys.argv[2])
+if kind == "save":              # SIGKILL inside a save, at one of its renames: after the temporary
+    real_replace, calls = os.replace, [0]      # file is written, before or between the renames
+    def replace(src, dst):
+        if str(dst).endswith(("checkpoint.pt", "checkpoint.prev.pt")):
+            calls[0] += 1
+            if calls[0] == at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst)
+    files.os.replace = replace
+else:                           # SIGKILL in the loop, before real step `at` (or the first one after)
+    real_step = mbpo.MBPO._real_step
+    def step(self):
+        if self.env_steps >= at:
             os.kill(os.getpid(), signal.SIGKILL)
-    return real_replace(src, dst)
-files.os.replace = replace
+        return real_step(self)
+    mbpo.MBPO._real_step = step
 from mbpo_lib.__main__ import main
-sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[3:]))
 """
 
 
@@ -363,33 +372,20 @@ def test_sigkill_at_twenty_points_then_resume_loses_nothing(tmp_path):
     args = ["train", "--env", ENV, "--smoke", "--no-progress", "--steps", "1100", "--threads", "1"]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     assert main([*args, "--run-dir", str(whole)]) == 0
-    kills = ["save"] * 6 + ["time"] * 14
-    rng.shuffle(kills)
-    outcomes = []
-    for kind in [*kills, "finish"]:
-        resume = ["--resume"] if any(killed.glob("checkpoint*")) else []
-        if kind == "save":        # SIGKILL inside a save, at one of its renames
-            command = [sys.executable, "-c", KILL_IN_SAVE, str(rng.randint(1, 3)), *args, "--run-dir",
-                       str(killed), *resume]
-        else:
-            command = [sys.executable, "-m", "mbpo_lib", *args, "--run-dir", str(killed), *resume]
-        if resume == [] and killed.exists():
-            command.append("--overwrite")   # killed before its first checkpoint: start it again
-        process = subprocess.Popen(command, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if kind == "time":
-            time.sleep(rng.uniform(2.0, 8.0))
-            process.send_signal(signal.SIGKILL)
-        _, err = process.communicate(timeout=600)
-        outcomes.append((kind, process.returncode))
-        if process.returncode not in (0, -signal.SIGKILL):
-            pytest.fail(f"{kind}: rc {process.returncode}: {err.decode()[-2000:]}")
+    # 14 kills at random real steps (rising, so the run moves on), 6 inside the next checkpoint
+    # save: at its first rename (the newest to .prev) or its second (the new file into place)
+    points = [("step", s) for s in sorted(rng.sample(range(120, 1090), 14))]
+    for _ in range(6):
+        points.insert(rng.randrange(len(points) + 1), ("save", rng.randint(1, 2)))
+    for kind, at in points:
+        resume = ["--resume"] if any(killed.glob("checkpoint*.pt")) else (["--overwrite"] if killed.exists()
+                                                                          else [])
+        command = [sys.executable, "-c", KILLER, kind, str(at), *args, "--run-dir", str(killed), *resume]
+        process = subprocess.run(command, env=CLI_ENV, capture_output=True, timeout=600)
+        assert process.returncode == -signal.SIGKILL, (kind, at, process.returncode, process.stderr[-2000:])
         for path in killed.glob("checkpoint*.pt"):   # whatever is on disk reads back
             verify_checkpoint(path)
-        if kind == "finish" or process.returncode == 0:
-            break
-    assert sum(1 for kind, rc in outcomes if rc == -signal.SIGKILL) >= 15, outcomes
-    if outcomes[-1][1] != 0:     # every kill came before the end: finish the run
-        assert main([*args, "--run-dir", str(killed), "--resume"]) == 0
+    assert main([*args, "--run-dir", str(killed), "--resume"]) == 0
     assert table(killed) == table(whole)      # nothing lost, nothing repeated, the same numbers
     a = MBPO.load(killed / CHECKPOINT_NAME, run_dir=None)
     b = MBPO.load(whole / CHECKPOINT_NAME, run_dir=None)

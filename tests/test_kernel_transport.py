@@ -55,3 +55,44 @@ def test_the_slide_build_starts_its_kernels_on_ipc(tmp_path):
     info = connection_info(nbformat.read(executed, as_version=4))
     assert info["transport"] == "ipc", info
     assert not Path(info["ip"]).parent.exists()
+
+
+class MissedWakeupSocket:
+    """A socket whose first poll misses the message that is already there: it sleeps out its
+    whole timeout and reports nothing (what a missed wake-up looks like); later polls see it."""
+
+    def __init__(self):
+        self.polls: list[float | None] = []
+
+    async def poll(self, timeout_ms=None):
+        import asyncio
+
+        self.polls.append(timeout_ms)
+        if len(self.polls) == 1:
+            await asyncio.sleep((timeout_ms or 0) / 1000)
+            return 0
+        return 1
+
+
+def test_a_missed_wakeup_costs_a_poll_slice_not_the_whole_timeout():
+    import asyncio
+    import time as time_
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import jupyter_kernels
+
+    jupyter_kernels.patch_missed_wakeups()          # also done by the root conftest: idempotent
+    channel = AsyncZMQSocketChannel.__new__(AsyncZMQSocketChannel)
+    channel.socket = MissedWakeupSocket()
+
+    async def received():
+        return {"msg_type": "execute_reply"}
+
+    channel._recv = received
+    start = time_.monotonic()
+    msg = asyncio.run(channel.get_msg(timeout=30))  # unpatched: 30 s, the whole timeout
+    assert msg == {"msg_type": "execute_reply"}
+    assert time_.monotonic() - start < 3 * jupyter_kernels.POLL_SLICE
+    assert channel.socket.polls[0] == int(jupyter_kernels.POLL_SLICE * 1000)

@@ -4,7 +4,9 @@ A server (Voila, JupyterLab) is started by :func:`jupyter_server`:
 
 - its kernels run on the IPC transport (``--KernelManager.transport=ipc``, sockets in a short
   folder of their own), never on TCP ports that another process can take between the moment
-  jupyter_client picks them and the moment the kernel binds them (see the root ``conftest.py``);
+  jupyter_client picks them and the moment the kernel binds them, and it runs with jupyter_client's
+  polling patched so that a missed wake-up cannot stall a cell until its timeout (both in
+  ``scripts/jupyter_kernels.py``);
 - it must bind the port it was given (``port_retries=0``): a server that quietly moved to the
   next port would leave the test talking to nothing, or to someone else;
 - every wait has a deadline and fails with a message that says what did not happen and ends
@@ -31,6 +33,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VENV_BIN = Path(sys.executable).parent
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def require_chromium(*programs: str) -> None:
@@ -88,7 +91,15 @@ def jupyter_server(argv: list[str], cwd: Path, port: int, start_timeout: float =
     argv = [*argv, "--KernelManager.transport=ipc", f"--KernelManager.ip={sockets}/k"]
     log_path = cwd / f"{Path(argv[0]).name}.log"
     log = open(log_path, "w")
-    process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    # The server runs in a Python that first patches jupyter_client's polling (a missed wake-up
+    # must not cost a cell timeout), then starts the program's own entry point.
+    program = Path(argv[0]).read_text().splitlines()
+    entry = next(line.split()[1:4] for line in program if line.startswith("from ") and " import main" in line)
+    launcher = (f"import sys; sys.path.insert(0, {str(SCRIPTS)!r}); import jupyter_kernels; "
+                f"jupyter_kernels.patch_missed_wakeups(); from {entry[0]} import main; "
+                f"sys.argv[0] = {argv[0]!r}; sys.exit(main())")
+    process = subprocess.Popen([sys.executable, "-c", launcher, *argv[1:]], cwd=cwd, stdout=log,
+                               stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}/", process, log_path)
     try:
         deadline = time.monotonic() + start_timeout
