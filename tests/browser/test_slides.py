@@ -280,3 +280,35 @@ def test_every_slide_fits_the_canvas(build, browser, notebook):
     assert too_tall == [], "slides taller than the canvas:\n" + "\n".join(too_tall)
     assert cut == [], "code or output cut at the slide's right edge:\n" + "\n".join(cut)
     assert problems == [], problems
+
+
+# Every clip the decks embed (mbpo_lib.clip_html: <video> with an MP4 data URI, or an animated
+# GIF/WebP <img>) decodes offline: the video has its first frame, the image its size.
+CLIPS_LOADED = """async () => {
+    const wait = (target, events) => new Promise(done => {
+        for (const e of events) target.addEventListener(e, done, {once: true});
+        setTimeout(done, 30000);
+    });
+    const clips = [];
+    for (const v of document.querySelectorAll('video')) {
+        if (v.readyState < 2) { const loaded = wait(v, ['loadeddata', 'error']); v.load(); await loaded; }
+        clips.push({kind: 'video', ok: v.readyState >= 2 && v.videoWidth > 0,
+                    error: v.error && v.error.message, src: (v.currentSrc || v.src).slice(0, 40)});
+    }
+    for (const img of document.querySelectorAll('img[src^="data:image/gif"], img[src^="data:image/webp"]')) {
+        if (!img.complete) await wait(img, ['load', 'error']);
+        clips.push({kind: 'img', ok: img.naturalWidth > 0, src: img.src.slice(0, 40)});
+    }
+    return clips;
+}"""
+WITH_CLIPS = ["05_mbpo_training_loop", "06_results_and_diagnostics"]
+
+
+@pytest.mark.parametrize("stem", WITH_CLIPS)
+def test_the_embedded_clips_play_offline(build, browser, stem):
+    page, problems = open_deck(browser, deck_path(build, REPO / "notebooks" / f"{stem}.ipynb"))
+    clips = page.evaluate(CLIPS_LOADED)
+    page.close()
+    assert clips, f"no clip in the {stem} deck"
+    assert [clip for clip in clips if not clip["ok"]] == [], clips
+    assert problems == [], problems
