@@ -25,6 +25,7 @@ failure. The build also needs ``npm`` (Node.js) on the PATH, as ``make slides`` 
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -312,3 +313,64 @@ def test_the_embedded_clips_play_offline(build, browser, stem):
     assert clips, f"no clip in the {stem} deck"
     assert [clip for clip in clips if not clip["ok"]] == [], clips
     assert problems == [], problems
+
+
+# JupyterLab, as a student sees a notebook they ran: the executed copies of 05 and 06 (signed with
+# `jupyter trust`, as JupyterLab signs the outputs its own kernel made) opened in headless Chromium.
+LAB_OPENED = """async () => {
+    const app = window.jupyterapp;
+    if (!app) return false;
+    await app.restored;
+    const panel = app.shell.currentWidget;
+    if (!panel || !panel.context) return false;
+    await panel.context.ready;
+    return panel.content.widgets.length > 0;
+}"""
+
+
+def test_the_clips_play_inline_in_jupyterlab(build, tmp_path, monkeypatch):
+    import json
+
+    from jupyter_servers import free_port, jupyter_server, wait_until
+    from playwright.sync_api import sync_playwright
+
+    require_chromium("jupyter-lab", "jupyter-trust")
+    bin_dir = Path(sys.executable).parent
+    for stem in WITH_CLIPS:
+        shutil.copy(build / "executed" / f"{stem}.ipynb", tmp_path / f"{stem}.ipynb")
+        subprocess.run([str(bin_dir / "jupyter-trust"), str(tmp_path / f"{stem}.ipynb")], check=True,
+                       capture_output=True, env={**os.environ, "JUPYTER_DATA_DIR": str(tmp_path / "data")})
+    settings = tmp_path / "lab-settings" / "@jupyterlab" / "notebook-extension"
+    settings = settings / "tracker.jupyterlab-settings"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"windowingMode": "none"}))   # every output in the page
+    for name, value in (("JUPYTER_DATA_DIR", str(tmp_path / "data")),   # where the trust database is
+                        ("JUPYTERLAB_SETTINGS_DIR", str(tmp_path / "lab-settings")),
+                        ("JUPYTERLAB_WORKSPACES_DIR", str(tmp_path / "lab-workspaces"))):
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    argv = [str(bin_dir / "jupyter-lab"), "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={tmp_path}", "--IdentityProvider.token=",
+            "--ServerApp.password=", "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            *(["--allow-root"] if os.geteuid() == 0 else [])]   # CI containers run as root
+    results = {}
+    with jupyter_server(argv, tmp_path, port) as lab, sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        for stem in WITH_CLIPS:
+            page = chromium.new_page(viewport={"width": 1280, "height": 900})
+            page.route(lambda url: not url.startswith(lab.url),   # nothing leaves the machine
+                       lambda route: route.fulfill(status=200, body=""))
+            page.goto(f"{lab.url}lab/tree/{stem}.ipynb", wait_until="domcontentloaded", timeout=60_000)
+            wait_until(lambda page=page: page.evaluate(LAB_OPENED), 180,
+                       lambda stem=stem: lab.failure(f"JupyterLab did not open {stem} within 180 s"))
+            wait_until(lambda page=page: page.locator(".jp-OutputArea-output video").count() > 0, 60,
+                       lambda stem=stem: lab.failure(f"no <video> in {stem}'s outputs in JupyterLab "
+                                                     "(sanitised away, or not rendered)"))
+            results[stem] = page.evaluate(CLIPS_LOADED)
+            page.screenshot(path=str(tmp_path / f"lab_{stem}.png"))
+            page.close()
+        chromium.close()
+    print(f"screenshots in {tmp_path}")
+    for stem, clips in results.items():
+        assert clips and [clip for clip in clips if not clip["ok"]] == [], (stem, clips)
