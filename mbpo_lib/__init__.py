@@ -7,7 +7,16 @@ The public names below are what the notebooks, tests and users import; see the R
 from importlib import metadata as _metadata
 
 from .buffer import Batch, ReplayBuffer, sample_mixed
-from .config import PRESETS, ROLLOUT_SCHEDULES, EnsembleConfig, MBPOConfig, SACConfig, Schedule, preset
+from .config import (
+    GENERAL_SCHEDULE,
+    PRESETS,
+    ROLLOUT_SCHEDULES,
+    EnsembleConfig,
+    MBPOConfig,
+    SACConfig,
+    Schedule,
+    preset,
+)
 from .diagnostics import (
     PUBLISHED_RESULTS,
     ConfidenceBand,
@@ -33,6 +42,7 @@ from .diagrams import plot_mbpo_loop
 from .dynamics import DynamicsModel, FitReport
 from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_state
 from .files import CheckpointWarning, CheckpointWriteError
+from .learned_termination import TerminationClassifier, TerminationFitReport
 from .mbpo import MBPO, EnvironmentDataError, TrainingDivergedError, read_metrics
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
@@ -57,20 +67,42 @@ from .render import (
 from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, rollout_schedule
 from .runtime import default_device, fast_mode, seed_everything, setup_report
 from .sac import SAC, TanhGaussianActor, TwinCritic, tanh_log_prob
-from .termination import TERMINATION_RULES, TerminationFn, termination_fn
+from .task_functions import CheckedFunction, function_path, load_function
+from .termination import TERMINATION_RULES, NeverTerminates, TerminationFn, termination_fn
 from .theory import (
     BoundTerms,
+    CompoundingFits,
+    KStepRollouts,
+    SlopeFit,
     branched_bound_terms,
+    discounted_linear_error,
+    fit_compounding,
+    fit_slope,
     full_model_bound_gap,
+    gaussian_policy_divergence,
     geometric_compounding_error,
+    k_step_rollouts,
     linear_compounding_error,
+    model_error_under_new_policy,
     multistep_error,
     optimal_k,
     optimal_k_continuous,
+    optimal_k_discrete,
+    relative_gap,
     simplified_bound,
+    theorem_4_2_terms,
     trajectory_windows,
 )
-from .widgets import bound_vs_k_figure, k_vs_error_widget, show_bound_vs_k
+from .widgets import (
+    BoundReadout,
+    KErrorReadout,
+    bound_vs_k_figure,
+    bound_widget,
+    k_vs_error_figure,
+    k_vs_error_widget,
+    show_bound_vs_k,
+    show_k_vs_error,
+)
 
 try:
     __version__ = _metadata.version("mbpo_lib")
@@ -79,9 +111,12 @@ except _metadata.PackageNotFoundError:  # imported from a source tree without in
 
 __all__ = [
     "Batch",
+    "BoundReadout",
     "BoundTerms",
+    "CheckedFunction",
     "CheckpointWarning",
     "CheckpointWriteError",
+    "CompoundingFits",
     "ConfidenceBand",
     "DistributionComparison",
     "DynamicsModel",
@@ -89,12 +124,16 @@ __all__ = [
     "EnsembleLinear",
     "EnvironmentDataError",
     "FitReport",
+    "GENERAL_SCHEDULE",
     "GaussianEnsemble",
     "ImaginedRollout",
+    "KErrorReadout",
+    "KStepRollouts",
     "MATMUL_PRECISIONS",
     "MBPO",
     "MBPOConfig",
     "ModelErrorReport",
+    "NeverTerminates",
     "Normalizer",
     "OneStepErrors",
     "OpenLoopPrediction",
@@ -110,9 +149,12 @@ __all__ = [
     "STATE_MAPS",
     "SUPPORTED_ENVS",
     "Schedule",
+    "SlopeFit",
     "StateMap",
     "TERMINATION_RULES",
     "TanhGaussianActor",
+    "TerminationClassifier",
+    "TerminationFitReport",
     "TerminationFn",
     "TrainingDivergedError",
     "TwinCritic",
@@ -120,6 +162,7 @@ __all__ = [
     "align_curves",
     "apply_style",
     "bound_vs_k_figure",
+    "bound_widget",
     "branched_bound_terms",
     "branched_rollout",
     "clip_html",
@@ -128,35 +171,46 @@ __all__ = [
     "default_device",
     "diagnostic_columns",
     "disagreement_error_correlation",
+    "discounted_linear_error",
     "encode_clip",
     "env_state",
     "episode_continues",
     "evaluate",
     "fast_mode",
     "figures_dir",
+    "fit_compounding",
+    "fit_slope",
     "full_model_bound_gap",
+    "function_path",
     "gaussian_nll",
+    "gaussian_policy_divergence",
     "geometric_compounding_error",
     "integrate_root",
+    "k_step_rollouts",
+    "k_vs_error_figure",
     "k_vs_error_widget",
     "learning_curves",
     "linear_compounding_error",
+    "load_function",
     "make_env",
     "matmul_precision",
     "model_buffer_capacity",
     "model_error_report",
+    "model_error_under_new_policy",
     "multistep_error",
     "obs_to_state",
     "one_step_errors",
     "open_loop_prediction",
     "optimal_k",
     "optimal_k_continuous",
+    "optimal_k_discrete",
     "plot_mbpo_loop",
     "plot_predictions",
     "preset",
     "product_rounding_error",
     "read_metrics",
     "real_windows",
+    "relative_gap",
     "render_episode",
     "render_imagined",
     "render_state",
@@ -169,10 +223,12 @@ __all__ = [
     "setup_headless_gl",
     "setup_report",
     "show_bound_vs_k",
+    "show_k_vs_error",
     "simplified_bound",
     "state_to_obs",
     "tanh_log_prob",
     "termination_fn",
+    "theorem_4_2_terms",
     "trajectory_windows",
     "wasserstein_per_dim",
     "write_clip",

@@ -15,6 +15,9 @@ Examples::
     python -m mbpo_lib sweep --envs InvertedPendulum-v5,Hopper-v5 --algos mbpo,sac --seeds 0-4
     python -m mbpo_lib sweep --envs Hopper-v5 --seeds 0-4 --address auto --steps mbpo=125000,sac=125000
     python -m mbpo_lib report runs/sweep --out results --threshold Hopper-v5=3000
+    python -m mbpo_lib train --env MyEnv-v0 --env-module mypkg.envs --termination never   # your task
+    python -m mbpo_lib train --env Reacher-v5 --termination learned --reward mypkg.rewards:reacher
+    python -m mbpo_lib sweep --envs MyEnv-v0 --env-module mypkg.envs --termination mypkg.envs:done
 
 A run writes ``config.json``, ``metrics.csv``, ``metrics.jsonl`` and ``checkpoint.pt`` into its
 run folder (default ``runs/<env>-<algo>-seed<seed>``). A sweep (:mod:`mbpo_lib.sweep`) runs every
@@ -34,7 +37,7 @@ from pathlib import Path
 import torch
 
 from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
-from .envs import evaluate
+from .envs import check_env_id, evaluate, near_preset
 from .files import CheckpointWarning, CheckpointWriteError, checkpoint_exists, previous_checkpoint
 from .mbpo import CHECKPOINT_NAME, MBPO, TrainingDivergedError
 from .runtime import default_device
@@ -77,10 +80,21 @@ def _asked_config(args: argparse.Namespace, env_id: str, seed: int, algo: str) -
     schedule = args.schedule or "official"
     if schedule not in schedule_variants(env_id):
         raise UserError(f"--schedule {schedule!r}: {env_id} has {', '.join(schedule_variants(env_id))}")
-    config = preset(env_id, schedule=schedule)
+    task = {name: getattr(args, name) for name in TASK_FLAGS if getattr(args, name, None) is not None}
+    if env_id not in PRESETS:
+        check_env_id(env_id, task.get("env_module"))   # registered (after --env-module's import)?
+    if env_id not in PRESETS and "termination" not in task:
+        raise UserError(f"--env {env_id} has no preset, so give its termination: --termination never "
+                        "(only time limits end it), --termination learned, or --termination "
+                        "package.module:function")
+    config = preset(env_id, schedule=schedule, **task)
     if args.smoke:
         config = config.smoke()
     return apply_overrides(config.with_overrides(**overrides), args.set)
+
+
+# The flags that name a task of your own: MBPOConfig fields of the same names.
+TASK_FLAGS = ("env_module", "termination", "reward")
 
 
 def _resume_differences(args: argparse.Namespace, run: MBPOConfig) -> list[str]:
@@ -96,6 +110,9 @@ def _resume_differences(args: argparse.Namespace, run: MBPOConfig) -> list[str]:
         want["env_id"] = args.env
     if args.seed is not None:
         want["seed"] = args.seed
+    for name in TASK_FLAGS:
+        if getattr(args, name, None) is not None:
+            want[name] = getattr(args, name)
     for name in ("total_steps", "real_ratio", "updates_per_step", "checkpoint_every", "eval_episodes"):
         if getattr(args, name) is not None:
             want[name] = getattr(args, name)
@@ -103,12 +120,16 @@ def _resume_differences(args: argparse.Namespace, run: MBPOConfig) -> list[str]:
         key, value = parse_override(pair)
         want[key] = list(value) if isinstance(value, tuple) else value
     if args.smoke or args.schedule is not None:   # what those flags make of the run's preset
+        own = {name: getattr(run, name) for name in TASK_FLAGS}   # the run's task where not given
+        task_args = argparse.Namespace(**{**vars(args), **{name: getattr(args, name, None) or own[name]
+                                                           for name in TASK_FLAGS}})
         try:
-            asked = _flat(_asked_config(args, run.env_id, run.seed, run_algo).to_dict())
+            asked = _flat(_asked_config(task_args, run.env_id, run.seed, run_algo).to_dict())
         except ValueError as error:
             differences.append(f"the command line's settings: {error}")
         else:
-            base = preset(run.env_id)
+            base = preset(run.env_id, **{name: value for name, value in own.items() if value is not None},
+                          env_kwargs=run.env_kwargs)
             touched = {"rollout_schedule"} if args.schedule is not None else set()
             if args.smoke:
                 touched |= {key for key, value in _flat(base.smoke().to_dict()).items()
@@ -226,7 +247,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         except RenderingUnavailable as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    mean, std = evaluate(trainer.agent, env_id, episodes=args.episodes, seed=args.seed)
+    mean, std = evaluate(trainer.agent, env_id, episodes=args.episodes, seed=args.seed,
+                         env_module=trainer.config.env_module, **trainer.config.env_kwargs)
     result = {"env_id": env_id, "env_steps": trainer.env_steps,
               "episodes": args.episodes, "return_mean": mean, "return_std": std}
     if args.video is not None:   # the first evaluated episode: evaluate starts it from reset(seed)
@@ -266,12 +288,13 @@ def _plot(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from . import sweep
 
-    envs = sweep.parse_names(args.envs, PRESETS, "--envs")
+    envs = sweep.parse_envs(args.envs, task=args.termination is not None)
     algos = sweep.parse_names(args.algos, sweep.ALGORITHMS, "--algos")
     seeds = sweep.parse_seeds(args.seeds)
     budgets = sweep.parse_budgets(args.total_steps, envs, algos)
     runs = sweep.plan(envs, algos, seeds, root=args.root, budgets=budgets, overrides=args.set,
-                      smoke=args.smoke, schedule=args.schedule, device=args.device)
+                      smoke=args.smoke, schedule=args.schedule, device=args.device,
+                      env_module=args.env_module, termination=args.termination, reward=args.reward)
     try:
         result = sweep.sweep(runs, use_ray=not args.no_ray, address=args.address, num_cpus=args.num_cpus,
                              gpus_per_task=args.gpus_per_task, max_retries=args.max_retries)
@@ -312,13 +335,32 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _env_id(text: str) -> str:
+    """A preset's id, or any other id (a task of your own: whether it is registered is checked
+    once --env-module is imported); a preset's near-miss (``Hopper-v4``) is refused with a hint."""
     if text in PRESETS:
         return text
-    base = text.rsplit("-v", 1)[0].lower()
-    close = [known for known in PRESETS if known.rsplit("-v", 1)[0].lower() == base]
-    hint = f"did you mean {close[0]}? " if close else ""
-    raise argparse.ArgumentTypeError(f"unknown env id {text!r}; {hint}mbpo_lib trains on "
-                                     f"{', '.join(PRESETS)}")
+    close = near_preset(text)
+    if close in PRESETS:
+        raise argparse.ArgumentTypeError(f"unknown env id {text!r}; did you mean {close}? mbpo_lib trains on "
+                                         f"{', '.join(PRESETS)} (and on tasks of your own: --env-module)")
+    if not text or any(char.isspace() for char in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Gymnasium id (e.g. Hopper-v5 or MyEnv-v0)")
+    return text
+
+
+def _add_task_flags(parser: argparse.ArgumentParser) -> None:
+    """--env-module, --termination and --reward: a task of your own (train and sweep)."""
+    parser.add_argument("--env-module", metavar="MODULE",
+                        help="module to import first, the one that registers your env id with "
+                             "gymnasium.register (e.g. mypkg.envs); recorded in the run's config")
+    parser.add_argument("--termination", metavar="RULE",
+                        help="where model rollouts end: 'never' (only time limits end the task), 'learned' "
+                             "(a classifier fitted with the model), 'package.module:function' (fn(obs, act, "
+                             "next_obs) -> bool [B]), or 'preset' (a preset's exact rule, its default); "
+                             "required for an env without a preset")
+    parser.add_argument("--reward", metavar="FUNCTION",
+                        help="'package.module:function' (fn(obs, act, next_obs) -> [B]) used in rollouts "
+                             "instead of the model's predicted reward")
 
 
 def _positive(text: str) -> int:
@@ -336,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train MBPO (or SAC alone) on one task")
     train.add_argument("--env", type=_env_id, metavar="ENV_ID",
-                       help=f"one of {', '.join(PRESETS)} (with --resume: the run's, if left out)")
+                       help=f"one of {', '.join(PRESETS)}, or a task of your own with --termination "
+                            "(with --resume: the run's, if left out)")
+    _add_task_flags(train)
     train.add_argument("--algo", choices=("mbpo", "sac"), help="mbpo (default) or sac alone")
     train.add_argument("--seed", type=int, help="seed of a new run (default 0)")
     train.add_argument("--run-dir", "--out",
@@ -386,7 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Every (env, algo, seed) as a Ray task (1 CPU, a GPU share when the cluster has "
                     "GPUs) into <root>/<env>_<algo>_seed<k>. Finished runs are skipped, runs with a "
                     "checkpoint resume from it, so a sweep can simply be started again.")
-    sw.add_argument("--envs", required=True, help=f"comma-separated, from {', '.join(PRESETS)}")
+    sw.add_argument("--envs", required=True, help=f"comma-separated, from {', '.join(PRESETS)}, or tasks "
+                                                  "of your own with --termination (and --env-module)")
+    _add_task_flags(sw)
     sw.add_argument("--algos", default="mbpo,sac", help="comma-separated, from mbpo, sac (default both)")
     sw.add_argument("--seeds", default="0-4", help="'0-4' (inclusive), '0,2,5' or '0-2,7' (default 0-4)")
     sw.add_argument("--root", default="runs/sweep", help="where the run folders go (default runs/sweep); "

@@ -6,11 +6,18 @@ environment with the official per-environment values, :func:`preset` picks a var
 paper-appendix schedule) or overrides, and :meth:`MBPOConfig.smoke` shrinks any of them for CI
 (the same code path with tiny sizes).
 
-This module sits at the bottom of the package: it imports only ``models``, ``envs`` and
-``precision`` (which import nothing from the package), so ``dynamics``, ``sac``, ``rollout``
-and ``mbpo`` can all import it without a cycle. That is why the rollout schedules (:class:`Schedule`,
-:data:`ROLLOUT_SCHEDULES`) live here; ``mbpo_lib.rollout`` re-exports them next to
-``rollout_schedule``.
+Your own task: :func:`preset` also takes any id ``gymnasium.make`` can build (with a bounded
+Box action space and a flat Box observation), given its ``termination`` (``"never"``,
+``"learned"`` or ``"package.module:function"``); the other settings take the paper's general
+(Hopper-like) values and SAC's target entropy is ``-|A|`` (:data:`GENERAL_SCHEDULE`, the README
+says which to reconsider). The config records what re-creates the run: ``env_id``,
+``env_kwargs``, ``env_module``, ``termination`` and ``reward``.
+
+This module sits at the bottom of the package: it imports only ``models``, ``envs``,
+``precision`` and ``task_functions`` (none of which imports anything above them), so
+``dynamics``, ``sac``, ``rollout`` and ``mbpo`` can all import it without a cycle. That is why
+the rollout schedules (:class:`Schedule`, :data:`ROLLOUT_SCHEDULES`) live here;
+``mbpo_lib.rollout`` re-exports them next to ``rollout_schedule``.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .envs import SUPPORTED_ENVS
+from .envs import SUPPORTED_ENVS, make_env, near_preset
 from .models import PAPER_WEIGHT_DECAYS
 from .precision import check_matmul_precision
+from .task_functions import function_path, is_import_path
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,10 @@ ROLLOUT_SCHEDULES: dict[str, Schedule] = {
     "InvertedPendulum-v5": Schedule(1, 15, 1, 1),
     "InvertedDoublePendulum-v5": Schedule(1, 15, 1, 1),
 }
+# A task without a preset: the paper appendix's general schedule (its Hopper row).
+GENERAL_SCHEDULE = Schedule(20, 100, 1, 15)
+# MBPOConfig.termination's names; any other value is an import path "package.module:function".
+TERMINATION_NAMES = ("preset", "never", "learned")
 
 
 # --- the training loop -----------------------------------------------------------------------
@@ -307,7 +319,21 @@ class MBPOConfig:
     hand for a new environment cannot silently inherit Hopper's. All fields are keyword-only.
 
     Attributes:
-        env_id: one of :data:`~mbpo_lib.envs.SUPPORTED_ENVS` (Gymnasium ``*-v5``).
+        env_id: one of :data:`~mbpo_lib.envs.SUPPORTED_ENVS` (Gymnasium ``*-v5``), or any id
+            ``gymnasium.make`` builds with a bounded Box action space and a flat Box observation.
+        env_kwargs: keyword arguments for ``gymnasium.make`` (JSON values; over a preset's own).
+        env_module: the module that registers ``env_id`` (``gymnasium.register``), imported before
+            every ``gymnasium.make`` (in Ray workers too); None when the id is registered already.
+        termination: where model rollouts end. ``"preset"`` (default): the task's exact rule,
+            :func:`~mbpo_lib.termination.termination_fn` (the supported tasks only); ``"never"``:
+            only time limits end the task; ``"learned"``: a classifier fitted with the model on
+            the real ``terminated`` flags (:mod:`mbpo_lib.learned_termination`); or an import path
+            ``"package.module:function"`` of ``fn(obs, act, next_obs) -> bool [B]``. A function
+            given here is recorded as its import path (a lambda or local function is refused).
+        termination_threshold: with ``"learned"``, a rollout row ends where the predicted
+            probability of termination is >= this (0.5).
+        reward: None (default): the model's predicted reward; or an import path of
+            ``fn(obs, act, next_obs) -> [B]`` used in rollouts instead.
         rollout_schedule: ``Schedule(e0, e1, k0, k1)`` (a 4-tuple is converted): the rollout
             length k after each model fit, from the epoch.
         total_steps: the budget in real environment steps. Every real step counts, the
@@ -364,8 +390,23 @@ class MBPOConfig:
     model_buffer_dtype: str = "float32"
     monitor_model: bool = True
     seed: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    env_module: str | None = None
+    termination: str = "preset"
+    termination_threshold: float = 0.5
+    reward: str | None = None
 
     def __post_init__(self) -> None:
+        # Functions are recorded as import paths (refused, with the reason, when they have none).
+        if callable(self.termination) and not isinstance(self.termination, str):
+            object.__setattr__(self, "termination", function_path(self.termination, "MBPOConfig.termination"))
+        if callable(self.reward) and not isinstance(self.reward, str):
+            object.__setattr__(self, "reward", function_path(self.reward, "MBPOConfig.reward"))
+        if isinstance(self.env_kwargs, Mapping):   # as config.json gives it back (tuples as lists)
+            try:
+                object.__setattr__(self, "env_kwargs", json.loads(json.dumps(dict(self.env_kwargs))))
+            except (TypeError, ValueError):
+                object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))   # validate() says why
         # Normalise the two fields that have a convenient second spelling; validate() checks them.
         schedule = self.rollout_schedule
         if (isinstance(schedule, Sequence) and not isinstance(schedule, (str, bytes, Schedule))
@@ -391,9 +432,7 @@ class MBPOConfig:
 
         Also validates the nested ``ensemble`` and ``sac`` configs and the schedule.
         """
-        if not isinstance(self.env_id, str) or self.env_id not in SUPPORTED_ENVS:
-            raise ValueError(f"MBPOConfig.env_id {self.env_id!r} is not supported; mbpo_lib supports "
-                             f"{', '.join(SUPPORTED_ENVS)}")
+        self._validate_task()
         for name, kind in (("ensemble", EnsembleConfig), ("sac", SACConfig)):
             if not isinstance(getattr(self, name), kind):
                 raise ValueError(f"MBPOConfig.{name} must be an instance of {kind.__name__}, got "
@@ -443,6 +482,41 @@ class MBPOConfig:
         if not isinstance(self.monitor_model, bool):
             raise ValueError(f"MBPOConfig.monitor_model must be True or False, got {self.monitor_model!r}")
         return self
+
+    def _validate_task(self) -> None:
+        """The fields that say which task and how its rollouts end (no env is made here)."""
+        if not isinstance(self.env_id, str) or not self.env_id or self.env_id != self.env_id.strip():
+            raise ValueError(f"MBPOConfig.env_id must be a Gymnasium id such as 'Hopper-v5', got "
+                             f"{self.env_id!r}")
+        if not isinstance(self.env_kwargs, dict) or not all(isinstance(k, str) for k in self.env_kwargs):
+            raise ValueError(f"MBPOConfig.env_kwargs must be a dict with str keys (gymnasium.make's keyword "
+                             f"arguments), got {self.env_kwargs!r}")
+        try:
+            json.dumps(self.env_kwargs, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"MBPOConfig.env_kwargs must hold JSON values (numbers, strings, lists, dicts), "
+                             f"since config.json records them: {self.env_kwargs!r} ({error})") from None
+        if self.env_module is not None and not (isinstance(self.env_module, str)
+                                                and is_import_path(f"{self.env_module}:x")):
+            raise ValueError(f"MBPOConfig.env_module must be None or a module name such as 'mypkg.envs', "
+                             f"got {self.env_module!r}")
+        term = self.termination
+        if not isinstance(term, str) or not (term in TERMINATION_NAMES or is_import_path(term)):
+            names = ", ".join(map(repr, TERMINATION_NAMES))
+            raise ValueError(f"MBPOConfig.termination must be one of {names} or an import path "
+                             f"'package.module:function', got {term!r}")
+        if term == "preset" and self.env_id not in SUPPORTED_ENVS:
+            close = near_preset(self.env_id)
+            hint = f" (did you mean {close}?)" if close else ""
+            raise ValueError(f"MBPOConfig.termination='preset' is the exact rule of a supported task, and "
+                             f"{self.env_id!r}{hint} is not one (supported: {', '.join(SUPPORTED_ENVS)}); "
+                             "for a task of your own give termination='never' (only time limits end it), "
+                             "'learned' or 'package.module:function'")
+        _check_number(self, "MBPOConfig", "termination_threshold", low=0.0, high=1.0, open_low=True,
+                      open_high=True)
+        if self.reward is not None and not is_import_path(self.reward):
+            raise ValueError(f"MBPOConfig.reward must be None (the model's reward) or an import path "
+                             f"'package.module:function', got {self.reward!r}")
 
     def with_overrides(self, **changes: Any) -> MBPOConfig:
         """A copy with ``changes`` applied, validated.
@@ -564,18 +638,41 @@ def schedule_variants(env_id: str) -> list[str]:
                            if key.startswith(prefix) and key.endswith(")")]
 
 
-def preset(env_id: str, schedule: str | Sequence[int] = "official", **overrides: Any) -> MBPOConfig:
-    """The preset for ``env_id`` (:data:`PRESETS`), with a schedule variant and overrides.
+def preset(env_id: str, schedule: str | Sequence[int] = "official", *, termination: Any = None,
+           **overrides: Any) -> MBPOConfig:
+    """The preset for ``env_id`` (:data:`PRESETS`), with a schedule variant and overrides; or,
+    for a task of your own, the paper's general settings.
 
     ``schedule`` is "official" (the authors' configuration file), a named variant from
     :func:`schedule_variants` (``preset("Hopper-v5", schedule="paper appendix")`` gives the
     appendix's ``[20, 100, 1, 15]``), or a ``Schedule``/4-tuple. ``overrides`` go through
     :meth:`MBPOConfig.with_overrides` (so the result is validated).
+
+    Any other id that ``gymnasium.make`` builds works too (``env_module`` and ``env_kwargs`` in
+    ``overrides`` when it needs them); the env is made once here to check its spaces. Its
+    ``termination`` must be given (``"never"``, ``"learned"``, a function or its import path
+    ``"package.module:function"``; see :class:`MBPOConfig`), and every setting not given takes
+    the paper's general (Hopper-like) value: 7/5 ensemble of 4 x 200, G = 20, 1000-step epochs,
+    a fit every 250 steps, real_ratio 0.05, 5000 random steps, the schedule
+    :data:`GENERAL_SCHEDULE` ``[20, 100, 1, 15]``, a budget of 125,000 steps, and SAC's target
+    entropy ``-|A|`` (``sac.target_entropy=None``). A preset task takes ``termination`` too
+    (``"learned"`` replaces its exact rule).
     """
-    if env_id not in PRESETS:
-        raise ValueError(f"no preset for env id {env_id!r}; presets exist for {', '.join(PRESETS)}")
+    if not isinstance(env_id, str):
+        raise ValueError(f"env_id must be a Gymnasium id (a str such as 'Hopper-v5'), got {env_id!r}")
     if "rollout_schedule" in overrides and not (isinstance(schedule, str) and schedule == "official"):
         raise ValueError("pass the schedule once: either schedule=... or rollout_schedule=..., not both")
+    if termination is not None:
+        overrides["termination"] = termination
+    if env_id not in PRESETS:
+        if "termination" not in overrides:
+            close = near_preset(env_id)
+            hint = f" (did you mean {close}?)" if close else ""
+            raise ValueError(f"no preset for env id {env_id!r}{hint}; presets exist for "
+                             f"{', '.join(PRESETS)}; for a task of your own give its termination: 'never' "
+                             "(only time limits end it), 'learned' or a function / its import path "
+                             "'package.module:function'")
+        return _general_config(env_id, schedule, overrides)
     if isinstance(schedule, str):
         if schedule != "official":
             key = f"{env_id} ({schedule})"
@@ -587,6 +684,28 @@ def preset(env_id: str, schedule: str | Sequence[int] = "official", **overrides:
         overrides["rollout_schedule"] = schedule
     config = PRESETS[env_id]
     return config.with_overrides(**overrides) if overrides else config
+
+
+def _general_config(env_id: str, schedule: str | Sequence[int], overrides: dict[str, Any]) -> MBPOConfig:
+    """A task without a preset: its spaces checked (the env made once), the general settings."""
+    if isinstance(schedule, str):
+        if schedule != "official":
+            raise ValueError(f"no {schedule!r} schedule for {env_id}; choose one of "
+                             f"{schedule_variants(env_id)} or pass a Schedule")
+        overrides.setdefault("rollout_schedule", GENERAL_SCHEDULE)
+    else:
+        overrides["rollout_schedule"] = schedule
+    kwargs = overrides.get("env_kwargs") or {}
+    if not isinstance(kwargs, Mapping):
+        raise ValueError(f"env_kwargs must be a dict of gymnasium.make's keyword arguments, got {kwargs!r}")
+    module = overrides.get("env_module")
+    if module is not None and not isinstance(module, str):
+        raise ValueError(f"env_module must be None or a module name such as 'mypkg.envs', got {module!r}")
+    env = make_env(env_id, None, env_module=module, **kwargs)   # refuses bad ids and spaces, clearly
+    env.close()
+    base = MBPOConfig(env_id=env_id, rollout_schedule=GENERAL_SCHEDULE, total_steps=125_000,
+                      termination="never")
+    return base.with_overrides(**overrides)
 
 
 def parse_override(text: str) -> tuple[str, Any]:

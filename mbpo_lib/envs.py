@@ -15,13 +15,24 @@ Pendulum's ``[-2, 2]``, InvertedPendulum's ``[-3, 3]`` and Humanoid's ``[-0.4, 0
 
 :func:`evaluate` runs a policy's deterministic action for a few episodes and reports the mean
 and standard deviation of the undiscounted return.
+
+Your own task: :func:`make_env` also builds any other id that ``gymnasium.make`` can build, a
+task of Gymnasium's outside the presets or one registered with ``gymnasium.register`` by a
+module of your own (``env_module``, imported first, so that it registers the id; this is how
+checkpoints and Ray workers re-create the task). It must have a bounded, flat continuous
+``Box`` action space and a flat ``Box`` observation of floats; anything else is refused with a
+message saying why (:func:`check_action_space`, :func:`check_observation_space`). Ids that look
+like a preset's other version (``Hopper-v4``) are refused with a did-you-mean hint unless an
+``env_module`` is given.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import math
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,50 +110,128 @@ def _supported() -> str:
 
 def check_action_space(space: gym.Space, env_id: str = "this environment") -> None:
     """Refuse what SAC's tanh-squashed Gaussian cannot act in: anything but a bounded, 1-D
-    continuous ``Box``."""
+    continuous ``Box`` (Discrete and MultiDiscrete spaces, integer boxes, unbounded boxes)."""
     if not isinstance(space, gym.spaces.Box):
         raise ValueError(f"{env_id} has a {type(space).__name__} action space ({space}); mbpo_lib needs "
-                         f"continuous Box actions (supported: {_supported()})")
+                         f"continuous Box actions (supported: {_supported()}, or a task of your own "
+                         "with a bounded Box action space)")
     if len(space.shape) != 1:
         raise ValueError(f"{env_id} has actions of shape {space.shape}; mbpo_lib needs a flat vector")
+    if not np.issubdtype(space.dtype, np.floating):
+        raise ValueError(f"{env_id} has a Box action space of dtype {space.dtype} (integer actions); "
+                         "mbpo_lib needs continuous actions (a float Box)")
     if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
         raise ValueError(f"{env_id} has an unbounded action space (low {space.low}, high {space.high}); "
                          "a tanh-squashed policy needs finite bounds on every dimension")
 
 
+def check_observation_space(space: gym.Space, env_id: str = "this environment") -> None:
+    """Refuse what the dynamics model cannot predict: anything but a flat ``Box`` of floats
+    (``Dict``/``Tuple`` observations, images and other arrays, integer boxes, ``Discrete``)."""
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"{env_id} has a {type(space).__name__} observation space ({space}); mbpo_lib "
+                         "needs a flat Box of floats (the model predicts one vector per step): flatten a "
+                         "Dict or Tuple observation, e.g. with gymnasium.wrappers.FlattenObservation, in "
+                         "the env you register")
+    if len(space.shape) != 1:
+        kind = "an image" if len(space.shape) == 3 else "an array"
+        raise ValueError(f"{env_id} has observations of shape {space.shape} ({kind}); mbpo_lib needs a "
+                         "flat vector of floats (the model predicts one vector per step; learn from "
+                         "state features, or flatten the observation)")
+    if not np.issubdtype(space.dtype, np.floating):
+        raise ValueError(f"{env_id} has observations of dtype {space.dtype}; mbpo_lib needs floats (an "
+                         "integer or pixel observation cannot be predicted as a Gaussian)")
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def import_env_module(name: str) -> None:
+    """Import the module that registers a task of your own (``gymnasium.register``), with a
+    ``ValueError`` naming it when it cannot be imported."""
+    if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
+        raise ValueError(f"env_module must be a module name such as 'mypkg.envs', got {name!r}")
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        raise ValueError(f"env_module {name!r} cannot be imported ({type(error).__name__}: {error}); it "
+                         "must be importable where the run is made, resumed or evaluated (on sys.path; "
+                         "for a Ray sweep, on every worker)") from None
+
+
+def near_preset(env_id: str) -> str | None:
+    """The supported id that ``env_id`` looks like another version or spelling of (``Hopper-v4``,
+    ``hopper-v5``: ``Hopper-v5``), else None."""
+    base = str(env_id).rsplit("-v", 1)[0].lower()
+    return next((known for known in SUPPORTED_ENVS
+                 if known != env_id and known.rsplit("-v", 1)[0].lower() == base), None)
+
+
+def check_env_id(env_id: str, env_module: str | None = None) -> None:
+    """Import ``env_module`` (when given) and refuse an id that no registered entry point builds,
+    or a supported task's near-miss (``Hopper-v4``) without an ``env_module``, with hints;
+    nothing is made."""
+    if env_module is not None:
+        import_env_module(env_module)
+    if env_id not in SUPPORTED_ENVS:
+        _check_registered(env_id, env_module)
+
+
+def _check_registered(env_id: str, env_module: str | None) -> None:
+    """Refuse an id no registered entry point builds, and a preset's near-miss, with hints."""
+    close = near_preset(env_id)
+    if close is not None and env_module is None:
+        raise ValueError(f"unknown env id {env_id!r} (did you mean {close}?); mbpo_lib supports "
+                         f"{_supported()}, and tasks of your own registered by an env_module")
+    if env_id not in gym.registry:
+        where = (f"importing {env_module!r} did not register it" if env_module is not None else
+                 "pass the module that registers it as env_module (--env-module on the command line)")
+        raise ValueError(f"unknown env id {env_id!r}: no registered Gymnasium environment has this id; "
+                         f"{where}. mbpo_lib supports {_supported()} and any id registered with "
+                         "gymnasium.register(id=..., entry_point=...) whose actions are a bounded Box")
+
+
 def make_env(env_id: str, seed: int | None = None, *, preset: bool = True, rescale_actions: bool = True,
-             **kwargs: Any) -> gym.Env:
+             env_module: str | None = None, **kwargs: Any) -> gym.Env:
     """A Gymnasium env for ``env_id``, reset with ``seed`` (and its action space seeded).
 
     Args:
-        env_id: one of :data:`SUPPORTED_ENVS`.
+        env_id: one of :data:`SUPPORTED_ENVS`, or any other registered id whose action space is
+            a bounded, flat ``Box`` and whose observation is a flat ``Box`` of floats (a task of
+            your own: see the module docstring).
         seed: seeds ``env.reset`` and ``env.action_space``; None leaves them unseeded.
         preset: apply MBPO's observation preset (27-dim Ant, 45-dim Humanoid). False gives
             Gymnasium's default observation (Ant 105, Humanoid 348 dimensions).
         rescale_actions: map the action space to ``[-1, 1]`` (see the module docstring).
+        env_module: a module to import first, the one that registers ``env_id``
+            (``gymnasium.register``); None when the id is registered already.
         kwargs: passed to ``gymnasium.make``; they override the preset's.
 
     The env is returned after ``reset(seed=seed)``, so the first episode is the seeded one;
     calling ``reset(seed=seed)`` again starts that same episode.
     """
-    if env_id not in SUPPORTED_ENVS:
-        hint = ""
-        base = env_id.rsplit("-v", 1)[0]
-        close = [known for known in SUPPORTED_ENVS if known.rsplit("-v", 1)[0] == base]
-        if close:
-            hint = f" (did you mean {close[0]}?)"
-        raise ValueError(f"unknown env id {env_id!r}{hint}; mbpo_lib supports {_supported()}")
-    spec = SUPPORTED_ENVS[env_id]
-    options = {**(spec.preset if preset else {}), **kwargs}
-    env = gym.make(env_id, **options)
+    if env_module is not None:
+        import_env_module(env_module)
+    spec = SUPPORTED_ENVS.get(env_id) if isinstance(env_id, str) else None
+    if spec is None:
+        if not isinstance(env_id, str) or not env_id:
+            raise ValueError(f"env_id must be a Gymnasium id (a str such as 'Hopper-v5'), got {env_id!r}")
+        _check_registered(env_id, env_module)
+    options = {**(spec.preset if (preset and spec is not None) else {}), **kwargs}
+    try:
+        env = gym.make(env_id, **options)
+    except Exception as error:   # the user's entry point or kwargs: say which call failed
+        raise ValueError(f"gymnasium.make({env_id!r}, **{options}) failed: {type(error).__name__}: "
+                         f"{error}") from error
     try:
         check_action_space(env.action_space, env_id)
+        check_observation_space(env.observation_space, env_id)
         space = env.action_space
         if rescale_actions and not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
             ones = np.ones(space.shape, dtype=space.dtype)
             env = gym.wrappers.RescaleAction(env, min_action=-ones, max_action=ones)
         obs_shape = env.observation_space.shape
-        if preset and not kwargs and obs_shape != (spec.obs_dim,):
+        if spec is not None and preset and not kwargs and obs_shape != (spec.obs_dim,):
             raise RuntimeError(f"{env_id} gave observations of shape {obs_shape}, expected ({spec.obs_dim},) "
                                "for MBPO's preset: has the Gymnasium version changed the observation?")
         env.reset(seed=seed)
@@ -209,7 +298,10 @@ def env_state(env: gym.Env) -> dict[str, Any]:
     MuJoCo tasks save MuJoCo's full integration state (``mj_getState`` with
     ``mjSTATE_INTEGRATION``: time, positions, velocities, controls and the solver's warm start),
     so a restored env steps bit for bit as the original; classic-control tasks (Pendulum) save
-    their ``state`` array. Checkpoints of :class:`~mbpo_lib.mbpo.MBPO` store this.
+    their ``state`` attribute. Any other env (a task of your own) saves every instance attribute
+    of its unwrapped env that holds plain data (numbers, strings, numpy arrays, and lists, tuples
+    and dicts of them): keep the episode's state in such attributes, or in one ``state``, and a
+    checkpoint continues it exactly. Checkpoints of :class:`~mbpo_lib.mbpo.MBPO` store this.
     """
     base = env.unwrapped
     state: dict[str, Any] = {
@@ -225,10 +317,27 @@ def env_state(env: gym.Env) -> dict[str, Any]:
         state["mujoco"] = physics
     elif hasattr(base, "state"):
         state["state"] = copy.deepcopy(base.state)
-    else:
-        raise TypeError(f"cannot save the state of {type(base).__name__}: neither a MuJoCo env nor one "
-                        "with a `state` attribute")
+    else:   # a task of your own: its plain attributes (numbers, arrays, strings and their lists)
+        state["attributes"] = {name: copy.deepcopy(value) for name, value in vars(base).items()
+                               if name not in _NOT_STATE and _plain(value)}
     return state
+
+
+# Attributes of gymnasium.Env that are not the episode's state (the spaces, the spec, the generator).
+_NOT_STATE = frozenset({"np_random", "_np_random", "_np_random_seed", "spec", "action_space",
+                        "observation_space", "metadata", "render_mode", "reward_range"})
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """A value a checkpoint stores and restores as it is: numbers, strings, None, numpy arrays and
+    scalars, and lists, tuples and str-keyed dicts of them."""
+    if value is None or isinstance(value, (bool, int, float, str, np.ndarray, np.generic)):
+        return True
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return all(_plain(item, depth + 1) for item in value)
+    if depth < 4 and isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item, depth + 1) for key, item in value.items())
+    return False
 
 
 def restore_env_state(env: gym.Env, state: dict[str, Any]) -> None:
@@ -252,5 +361,8 @@ def restore_env_state(env: gym.Env, state: dict[str, Any]) -> None:
             raise ValueError(f"the saved MuJoCo state has {physics.shape[0]} numbers, this env needs "
                              f"{mujoco.mj_stateSize(base.model, kind)}: a different task?")
         mujoco.mj_setState(base.model, base.data, physics, kind)
-    else:
+    elif "state" in state:
         base.state = copy.deepcopy(state["state"])
+    else:
+        for name, value in state["attributes"].items():
+            setattr(base, name, copy.deepcopy(value))

@@ -50,11 +50,21 @@ Faults stop the run with a message, never with a broken checkpoint:
   the sum's finiteness is read once per real step, right after the action has come to the host
   (where the loop waits for the device anyway); :class:`TrainingDivergedError` names SAC, the
   step and the last good checkpoint, which is left untouched, and what to try;
-- the model's fit diverges: the same, naming the model.
+- the model's fit diverges: the same, naming the model;
+- the environment's observation or action space changes after a reset (the model and both
+  buffers are sized from them): :class:`EnvironmentDataError` naming both spaces and the step.
+
+Any Gymnasium task works (``MBPOConfig.env_id``, ``env_kwargs``, ``env_module``; dimensions
+from its spaces). Rollouts end rows by ``config.termination``: the task's exact rule, never, a
+user's function, or a :class:`~mbpo_lib.learned_termination.TerminationClassifier` fitted right
+after each model fit on the real ``terminated`` flags (its holdout precision and recall are the
+``termination_precision`` and ``termination_recall`` columns of the metrics); ``config.reward``
+replaces the model's reward in rollouts by a given function.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -72,11 +82,13 @@ from .buffer import ReplayBuffer, sample_mixed
 from .config import MBPOConfig
 from .diagnostics import diagnostic_columns, model_error_report
 from .dynamics import DynamicsModel
-from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_state
+from .envs import env_state, evaluate, make_env, restore_env_state
 from .files import atomic_write, load_checkpoint, previous_checkpoint, save_checkpoint
+from .learned_termination import TerminationClassifier
 from .rollout import branched_rollout, model_buffer_capacity, rollout_schedule
 from .sac import SAC
-from .termination import termination_fn
+from .task_functions import CheckedFunction, load_function
+from .termination import resolve_termination
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -91,6 +103,8 @@ METRIC_COLUMNS = (
     "model_buffer_rows", "model_buffer_capacity", "model_buffer_mib", "real_buffer_rows", "sac_updates",
     *SAC_METRICS, *(f"seconds_{phase}" for phase in PHASES), "seconds_total",
 )
+# With termination="learned", after the fixed columns: the classifier's holdout scores at each fit.
+TERMINATION_COLUMNS = ("termination_precision", "termination_recall")
 
 
 def _float_or_nan(text: str | None) -> float:
@@ -159,12 +173,19 @@ class MBPO:
         self.config = c = config.validate()
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        spec = SUPPORTED_ENVS[c.env_id]
-        self.obs_dim, self.act_dim = spec.obs_dim, spec.act_dim
-        # metrics.csv's columns: the fixed ones, then the model monitoring's for this obs_dim
-        self.metric_columns: tuple[str, ...] = (*METRIC_COLUMNS, *diagnostic_columns(self.obs_dim))
-        self.env = make_env(c.env_id, seed=c.seed)
-        self.termination = termination_fn(c.env_id)
+        self.env = make_env(c.env_id, seed=c.seed, env_module=c.env_module, **c.env_kwargs)
+        self._spaces = copy.deepcopy((self.env.observation_space, self.env.unwrapped.action_space))
+        self.obs_dim, self.act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        # metrics.csv's columns: the fixed ones, the learned termination's, the model monitoring's
+        learned = c.termination == "learned"
+        self.metric_columns: tuple[str, ...] = (*METRIC_COLUMNS, *(TERMINATION_COLUMNS if learned else ()),
+                                                *diagnostic_columns(self.obs_dim))
+        self.termination_model = (TerminationClassifier(self.obs_dim, threshold=c.termination_threshold,
+                                                        device=self.device, seed=c.seed + 4)
+                                  if learned else None)
+        self.termination = self.termination_model or resolve_termination(c.termination, c.env_id)
+        self.reward_fn = (None if c.reward is None else
+                          CheckedFunction(load_function(c.reward, "reward"), "reward", c.reward))
         self.model = DynamicsModel(self.obs_dim, self.act_dim, c.ensemble, device=self.device, seed=c.seed)
         fast = fast_sac and self.device.type == "cuda"
         self.agent = SAC(self.obs_dim, self.act_dim, c.sac, device=self.device, seed=c.seed + 1,
@@ -179,6 +200,7 @@ class MBPO:
         self.generator = torch.Generator(device=self.device).manual_seed(c.seed + 2)
         self.action_rng = np.random.default_rng(c.seed + 3)   # the warm-up's uniform actions
         self.obs, _ = self.env.reset(seed=c.seed)
+        self._check_spaces(self.obs, after=0)
         self.env_steps = 0
         self.episodes = 0
         self.episode_return = 0.0
@@ -283,6 +305,7 @@ class MBPO:
             self._epoch.episode_returns.append(self.episode_return)
             self.episode_return = 0.0
             next_obs, _ = self.env.reset()
+            self._check_spaces(next_obs, after=self.env_steps + 1)
         self.obs = next_obs
         self.env_steps += 1
         timer["env"] += time.perf_counter() - start
@@ -297,6 +320,22 @@ class MBPO:
             self._epoch.sac = sums
             self._epoch.sac_updates += c.updates_per_step
             timer["sac"] += time.perf_counter() - start
+
+    def _check_spaces(self, obs: np.ndarray, after: int) -> None:
+        """Stop with :class:`EnvironmentDataError` when a reset changed the observation or action
+        space, or gave an observation of another shape: the model and both buffers are sized once."""
+        spaces = (self.env.observation_space, self.env.unwrapped.action_space)
+        shape = np.shape(obs)
+        if spaces == self._spaces and shape == (self.obs_dim,):
+            return
+        (obs_space, act_space), (old_obs, old_act) = spaces, self._spaces
+        what = (f"observation space from {old_obs} to {obs_space}" if obs_space != old_obs else
+                f"action space from {old_act} to {act_space}" if act_space != old_act else
+                f"observation's shape from ({self.obs_dim},) to {shape}")
+        raise EnvironmentDataError(
+            f"the environment {self.config.env_id} changed its {what} at a reset after env step "
+            f"{after}; mbpo_lib needs the same spaces in every episode (the model and the buffers "
+            f"are sized from them); {self._last_good()}")
 
     def _last_good(self) -> str:
         if self.last_checkpoint is None:
@@ -355,6 +394,14 @@ class MBPO:
         self.last_fit = {"model_holdout_mse": report.elite_holdout_mse, "model_fit_epochs": report.epochs,
                          "model_stopped_early": report.stopped_early,
                          "elites": " ".join(map(str, report.elites))}
+        if self.termination_model is not None:   # termination="learned": fitted with the model
+            try:
+                learned = self.termination_model.fit(self.real)
+            except FloatingPointError as error:
+                raise TrainingDivergedError(f"the termination classifier's fit diverged at env step "
+                                            f"{self.env_steps}: {error}; {self._last_good()}") from None
+            timer["model"] += learned.seconds
+            self.last_fit.update(termination_precision=learned.precision, termination_recall=learned.recall)
         start = time.perf_counter()
         k = rollout_schedule(epoch, c.rollout_schedule)
         if k != self.k:
@@ -362,7 +409,7 @@ class MBPO:
             self.model_buffer.resize(model_buffer_capacity(c, k))
         start_obs = self.real.sample(c.rollout_batch_size, self.generator).obs
         stats = branched_rollout(self.model, self.agent, start_obs, k, self.termination,
-                                 generator=self.generator, buffer=self.model_buffer)
+                                 generator=self.generator, buffer=self.model_buffer, reward=self.reward_fn)
         self.last_rollout = {"rollout_transitions": stats.transitions,
                              "rollout_mean_length": stats.mean_length,
                              "rollout_termination_rate": stats.termination_rate,
@@ -385,7 +432,8 @@ class MBPO:
         if (epoch + 1) % c.eval_every == 0 or self.env_steps == c.total_steps:
             start = time.perf_counter()
             eval_return, eval_std = evaluate(self.agent, c.env_id, episodes=c.eval_episodes,
-                                             seed=10_000 * (c.seed + 1) + 100 * epoch)
+                                             seed=10_000 * (c.seed + 1) + 100 * epoch,
+                                             env_module=c.env_module, **c.env_kwargs)
             acc.seconds["eval"] += time.perf_counter() - start
         sac = dict.fromkeys(SAC_METRICS, float("nan"))
         if acc.sac is not None:
@@ -481,6 +529,8 @@ class MBPO:
             "env_steps": self.env_steps, "episodes": self.episodes, "episode_return": self.episode_return,
             "k": self.k, "history": self.history, "last_fit": self.last_fit,
             "last_rollout": self.last_rollout, "epoch_sums": self._epoch.state_dict(),
+            "termination_model": (None if self.termination_model is None
+                                  else self.termination_model.state_dict()),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -504,6 +554,8 @@ class MBPO:
         self.history = list(state["history"])
         self.last_fit, self.last_rollout = dict(state["last_fit"]), dict(state["last_rollout"])
         self._epoch.load_state_dict(state["epoch_sums"])
+        if self.termination_model is not None:
+            self.termination_model.load_state_dict(state["termination_model"])
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically (temporary file, fsync, rename), keeping the one it

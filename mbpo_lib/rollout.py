@@ -187,7 +187,9 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
 def branched_rollout(model: RolloutModel, policy: Any, start_obs: torch.Tensor, k: int,
                      termination: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
                      generator: torch.Generator | None = None, buffer: TransitionSink | None = None, *,
-                     disagreement: bool = False) -> RolloutStats:
+                     disagreement: bool = False,
+                     reward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+                     ) -> RolloutStats:
     """Roll ``model`` ``k`` steps from ``start_obs`` under ``policy``; write into ``buffer``.
 
     Each step, for the rows still alive: ``act = policy(obs, generator)`` (stochastic),
@@ -215,6 +217,8 @@ def branched_rollout(model: RolloutModel, policy: Any, start_obs: torch.Tensor, 
             ``obs_dim``); None runs the rollout for its statistics only.
         disagreement: also measure the ensemble disagreement (``model.step(...,
             disagreement=True)``, which runs every elite on every row: slower).
+        reward: a known reward ``reward(obs, act, next_obs) -> [B]`` used instead of the
+            model's predicted one (None: the model's); the model's draws are the same either way.
 
     Returns:
         :class:`RolloutStats`. Everything stays on the device: the statistics are accumulated
@@ -267,6 +271,12 @@ def branched_rollout(model: RolloutModel, policy: Any, start_obs: torch.Tensor, 
             disagreement_sum += info["disagreement"].float().sum()
         else:
             next_obs, rew, info = model.step(obs, act, generator=generator)
+        if reward is not None:
+            rew = reward(obs, act, next_obs)
+            if not isinstance(rew, torch.Tensor) or rew.numel() != n:
+                shape = list(rew.shape) if isinstance(rew, torch.Tensor) else type(rew).__name__
+                raise ValueError(f"reward must return a tensor [B] for B = {n} rows, got {shape}")
+            rew = rew.reshape(n)
         done = termination(obs, act, next_obs)
         if not isinstance(done, torch.Tensor) or done.numel() != n or done.dim() > 2:
             shape = list(done.shape) if isinstance(done, torch.Tensor) else type(done).__name__

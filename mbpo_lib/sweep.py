@@ -12,6 +12,12 @@ started again:
   continue from the checkpoint too;
 - otherwise the run starts from scratch.
 
+A task of your own sweeps like a preset (``--envs MyEnv-v0 --env-module mypkg.envs
+--termination never``): each run's config records ``env_module``, which every Ray worker imports
+before it makes the env (so the module must be importable on every node, e.g. on the
+``PYTHONPATH`` the cluster was started with), and the termination and reward functions by
+import path.
+
 A run folder made with other settings (another budget, another ``--set``) is refused with the
 fields that differ, never silently mixed. On a cluster, ``root`` must be on a filesystem every
 node sees, and every node needs this package installed.
@@ -45,8 +51,10 @@ from typing import Any
 import numpy as np
 
 from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
+from .envs import near_preset
 from .files import atomic_write, checkpoint_exists
 from .mbpo import CHECKPOINT_NAME, MBPO, read_metrics
+from .task_functions import function_path
 
 # Each algorithm as changes to the environment's preset. SAC alone: all real data, no model,
 # SAC's usual one update per step (the same as ``python -m mbpo_lib train --algo sac``).
@@ -132,6 +140,26 @@ def parse_names(text: str, allowed: Iterable[str], what: str) -> list[str]:
     return names
 
 
+def parse_envs(text: str, task: bool = False) -> list[str]:
+    """``--envs``: comma-separated env ids without repeats. Presets always; other ids only with
+    ``task`` (a termination given for tasks of your own), and never a preset's near-miss
+    (``Hopper-v4``). Whether an id is registered is checked when :func:`plan` builds the configs."""
+    names = [name.strip() for name in text.split(",")] if isinstance(text, str) else []
+    if not names or any(not name for name in names):
+        raise ValueError(f"--envs needs a comma-separated list of env ids (presets: {', '.join(PRESETS)}); "
+                         f"got {text!r}")
+    for name in names:
+        if name not in PRESETS and (not task or near_preset(name) in PRESETS):
+            close = near_preset(name)
+            hint = f" (did you mean {close}?)" if close in PRESETS else ""
+            raise ValueError(f"--envs: unknown {name!r}{hint}; choose from {', '.join(PRESETS)}, or give "
+                             "--termination (and --env-module) for a task of your own")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"--envs names {', '.join(repeated)} more than once")
+    return names
+
+
 def parse_budgets(text: str | None, envs: Sequence[str],
                   algos: Sequence[str]) -> dict[tuple[str, str], int | None]:
     """The budget (real steps, warm-up included) of each (env, algo); None keeps the preset's.
@@ -204,13 +232,17 @@ def run_name(env_id: str, algo: str, seed: int) -> str:
 
 
 def run_config(env_id: str, algo: str, seed: int, *, total_steps: int | None = None, smoke: bool = False,
-               overrides: Sequence[str] = (), schedule: str = "official") -> MBPOConfig:
+               overrides: Sequence[str] = (), schedule: str = "official", env_module: str | None = None,
+               termination: str | None = None, reward: str | None = None) -> MBPOConfig:
     """The config of one run, built as ``python -m mbpo_lib train`` builds it: the env's preset
-    (with its ``schedule`` variant; ``smoke()`` when ``smoke``), the seed, the algorithm's
-    changes (:data:`ALGORITHMS`), the budget, then the ``key=value`` ``overrides``."""
+    (with its ``schedule`` variant, and the task's ``env_module``, ``termination`` and ``reward``
+    where given; ``smoke()`` when ``smoke``), the seed, the algorithm's changes
+    (:data:`ALGORITHMS`), the budget, then the ``key=value`` ``overrides``."""
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
-    config = preset(env_id, schedule=schedule)
+    task = {name: value for name, value in (("env_module", env_module), ("termination", termination),
+                                            ("reward", reward)) if value is not None}
+    config = preset(env_id, schedule=schedule, **task)
     if smoke:
         config = config.smoke()
     changes: dict[str, Any] = {"seed": seed, **ALGORITHMS[algo]}
@@ -224,7 +256,8 @@ class SweepRun:
     """One (env, algo, seed) of a sweep: everything a task needs (picklable, no open state).
 
     ``root`` should be absolute (Ray workers do not share the driver's working directory).
-    ``device`` is where the run trains: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    ``device`` is where the run trains: ``"cpu"``, ``"cuda"`` or ``"auto"``. ``env_module``,
+    ``termination`` and ``reward``: a task of your own (:class:`~mbpo_lib.config.MBPOConfig`).
     """
 
     env_id: str
@@ -236,6 +269,9 @@ class SweepRun:
     overrides: tuple[str, ...] = ()
     schedule: str = "official"
     device: str = "cpu"
+    env_module: str | None = None
+    termination: str | None = None
+    reward: str | None = None
 
     @property
     def name(self) -> str:
@@ -247,7 +283,8 @@ class SweepRun:
 
     def config(self) -> MBPOConfig:
         return run_config(self.env_id, self.algo, self.seed, total_steps=self.total_steps, smoke=self.smoke,
-                          overrides=self.overrides, schedule=self.schedule)
+                          overrides=self.overrides, schedule=self.schedule, env_module=self.env_module,
+                          termination=self.termination, reward=self.reward)
 
 
 def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -339,12 +376,16 @@ def _ray_task(run: SweepRun) -> dict[str, Any]:
 
 def plan(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], *, root: str | Path = "runs/sweep",
          budgets: Mapping[tuple[str, str], int | None] | None = None, overrides: Sequence[str] = (),
-         smoke: bool = False, schedule: str = "official", device: str = "cpu") -> list[SweepRun]:
+         smoke: bool = False, schedule: str = "official", device: str = "cpu", env_module: str | None = None,
+         termination: str | None = None, reward: str | None = None) -> list[SweepRun]:
     """The runs of a sweep, each config built and validated here (bad settings fail before any
-    task starts). ``budgets`` maps (env, algo) to a budget (None or missing: the preset's)."""
+    task starts). ``budgets`` maps (env, algo) to a budget (None or missing: the preset's).
+    ``env_module``, ``termination`` and ``reward`` apply to every run (a task of your own needs
+    ``termination``; a function is recorded by its import path)."""
     for env in envs:
-        if env not in PRESETS:
-            raise ValueError(f"unknown env {env!r}; choose from {', '.join(PRESETS)}")
+        if env not in PRESETS and termination is None:
+            raise ValueError(f"unknown env {env!r}; choose from {', '.join(PRESETS)}, or give termination "
+                             "(--termination) for a task of your own")
         if schedule not in schedule_variants(env):
             raise ValueError(f"--schedule {schedule!r}: {env} has {', '.join(schedule_variants(env))}")
     for algo in algos:
@@ -358,8 +399,12 @@ def plan(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], *, roo
         raise ValueError("a sweep needs at least one seed")
     root = str(Path(root).expanduser().resolve())
     budgets = budgets or {}
+    if termination is not None and not isinstance(termination, str):
+        termination = function_path(termination, "termination")
+    if reward is not None and not isinstance(reward, str):
+        reward = function_path(reward, "reward")
     runs = [SweepRun(env, algo, int(seed), root, budgets.get((env, algo)), smoke, tuple(overrides), schedule,
-                     device)
+                     device, env_module, termination, reward)
             for env in envs for algo in algos for seed in seeds]
     for run in runs:
         try:

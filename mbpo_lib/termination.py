@@ -66,6 +66,11 @@ NaN anywhere; Walker2d and Humanoid only on a NaN in the components they check (
 Walker2d's angle); InvertedDoublePendulum, HalfCheetah and Pendulum never. Catch non-finite
 model predictions separately if a rollout needs that.
 
+A task of your own (``MBPOConfig.termination``, :func:`resolve_termination`): ``"never"``
+(:class:`NeverTerminates`, all False), a user's function by import path (checked on every call,
+:class:`~mbpo_lib.task_functions.CheckedFunction`), or ``"learned"``
+(:mod:`mbpo_lib.learned_termination`, built by the trainer).
+
 Usage: ``done = termination_fn("Hopper-v5")(obs, act, next_obs)`` with tensors
 ``[B, obs_dim]``, ``[B, act_dim]``, ``[B, obs_dim]`` gives a ``torch.bool`` tensor ``[B]`` on
 ``next_obs``'s device: element-wise comparisons only, no host round trip, no sync.
@@ -80,6 +85,7 @@ from types import MappingProxyType
 import torch
 
 from .envs import SUPPORTED_ENVS
+from .task_functions import CheckedFunction, load_function
 
 # gymnasium/envs/mujoco/*_v5.py constructor defaults.
 HOPPER_Z_MIN = 0.7                    # healthy_z_range = (0.7, inf)
@@ -215,3 +221,32 @@ def termination_fn(env_id: str) -> TerminationFn:
                          f"supported: {', '.join(_RULES)}")
     spec = SUPPORTED_ENVS[env_id]
     return TerminationFn(env_id, spec.obs_dim, spec.act_dim, TERMINATION_RULES[env_id])
+
+
+class NeverTerminates:
+    """``termination="never"``: no transition ends the episode (a task that only a time limit
+    ends, such as HalfCheetah). ``fn(obs, act, next_obs)`` gives all-False ``[B]`` on
+    ``next_obs``'s device."""
+
+    def __call__(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        return _never(next_obs)
+
+    def __repr__(self) -> str:
+        return "NeverTerminates()"
+
+
+def resolve_termination(termination: str, env_id: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor],
+                                                                   torch.Tensor]:
+    """The rollout's termination function for ``MBPOConfig.termination``: ``"preset"`` is
+    :func:`termination_fn` of ``env_id``, ``"never"`` :class:`NeverTerminates`, an import path
+    ``"package.module:function"`` that function, checked on every call (a bool tensor ``[B]`` on
+    the rows' device, else a ``ValueError`` naming it). ``"learned"`` needs the trainer's
+    classifier (:class:`~mbpo_lib.learned_termination.TerminationClassifier`)."""
+    if termination == "preset":
+        return termination_fn(env_id)
+    if termination == "never":
+        return NeverTerminates()
+    if termination == "learned":
+        raise ValueError("termination='learned' is a TerminationClassifier fitted with the model; the "
+                         "trainer builds it (mbpo_lib.learned_termination)")
+    return CheckedFunction(load_function(termination, "termination"), "termination", termination)

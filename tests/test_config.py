@@ -143,7 +143,8 @@ def test_the_humanoid_model_buffer_is_the_big_one():
     ({"eval_episodes": 0}, "eval_episodes must be an int >= 1, got 0"),
     ({"checkpoint_every": -1}, "checkpoint_every must be an int >= 0, got -1"),
     ({"seed": True}, "seed must be an int >= 0, got True"),
-    ({"env_id": "Hopper-v4"}, "'Hopper-v4' is not supported; mbpo_lib supports Hopper-v5, Walker2d-v5"),
+    ({"env_id": "Hopper-v4"}, r"termination='preset' is the exact rule of a supported task, and 'Hopper-v4' "
+                              r"\(did you mean Hopper-v5\?\) is not one \(supported: Hopper-v5, Walker2d-v5"),
     ({"init_exploration_steps": 200_000}, "init_exploration_steps=200000 exceeds total_steps=125000"),
     ({"init_exploration_steps": 4}, r"needs a holdout row, so >= 5 steps at ensemble.holdout_ratio=0.2"),
     ({"model_buffer_dtype": "int8"}, "dtype must be one of float32, bfloat16, float16, got 'int8'"),
@@ -240,7 +241,8 @@ def _package_imports(module: str) -> set[str]:
 
 
 def test_config_stays_at_the_bottom_and_rollout_only_uses_config():
-    assert _package_imports("config") == {"models", "envs", "precision"}
+    assert _package_imports("config") == {"models", "envs", "precision", "task_functions"}
+    assert _package_imports("task_functions") == set()
     assert _package_imports("precision") == set()
     assert _package_imports("rollout") == {"config"}
     from mbpo_lib import rollout

@@ -52,8 +52,13 @@ def test_same_seed_same_first_observation():
 
 
 def test_unknown_ids_list_what_is_supported():
-    with pytest.raises(ValueError, match=r"unknown env id 'CartPole-v1'.*Hopper-v5.*Pendulum-v1"):
-        make_env("CartPole-v1", 0)
+    with pytest.raises(ValueError, match=r"unknown env id 'NoSuchTask-v0': no registered Gymnasium "
+                                         r"environment has this id; pass the module that registers it as "
+                                         r"env_module \(--env-module on the command line\)"
+                                         r".*Hopper-v5.*Pendulum-v1"):
+        make_env("NoSuchTask-v0", 0)
+    with pytest.raises(ValueError, match=r"CartPole-v1 has a Discrete action space.*continuous Box actions"):
+        make_env("CartPole-v1", 0)                             # registered, but not a continuous task
     with pytest.raises(ValueError, match=r"did you mean Hopper-v5\?"):
         make_env("Hopper-v4", 0)
 

@@ -11,8 +11,8 @@ PACKAGE = Path(mbpo_lib.__file__).parent
 # deliberate exception: the trainer (mbpo) imports diagnostics to log its model monitoring,
 # and diagnostics then imports only the lower layers it measures and draws with.
 CORE = {"models", "dynamics", "rollout", "mbpo", "sac", "buffer", "config", "envs", "termination",
-        "precision", "files"}
-ON_TOP = {"theory", "diagnostics", "plotting", "widgets", "diagrams", "sweep", "render"}
+        "precision", "files", "learned_termination", "task_functions"}
+ON_TOP = {"theory", "diagnostics", "plotting", "widgets", "diagrams", "sweep", "render", "exercises"}
 ALLOWED = {("mbpo", "diagnostics")}
 DIAGNOSTICS_MAY_IMPORT = {"models", "dynamics", "theory", "buffer", "plotting"}
 
