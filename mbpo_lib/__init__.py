@@ -6,6 +6,7 @@ The public names below are what the notebooks, tests and users import; see the R
 
 from importlib import metadata as _metadata
 
+from . import exercises
 from .buffer import Batch, ReplayBuffer, sample_mixed
 from .config import (
     GENERAL_SCHEDULE,
@@ -176,6 +177,7 @@ __all__ = [
     "env_state",
     "episode_continues",
     "evaluate",
+    "exercises",
     "fast_mode",
     "figures_dir",
     "fit_compounding",

@@ -27,6 +27,15 @@
 # - the sample-efficiency claim this series will check, and the notation every notebook uses;
 # - whether your machine is ready (PyTorch, Gymnasium, MuJoCo).
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### The two sources of this series
+#
+# - **The paper:** Janner, Fu, Zhang and Levine, "When to Trust Your Model: Model-Based Policy
+#   Optimization", NeurIPS 2019, and its official code.
+# - **The method guide:** the series' companion text, in Chinese, from which these lessons were
+#   designed. It walks through MBPO with pseudocode, tables and debugging tips. We teach the
+#   paper, cite the guide by this name, and say so where a lesson departs from it.
+
 # %% slideshow={"slide_type": "skip"}
 # Setup: on Colab, install mbpo_lib from the repository (Colab's own torch is kept).
 import sys
@@ -59,16 +68,22 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # A model-free agent such as **SAC** (Soft Actor-Critic, Haarnoja et al. 2018) learns a policy
 # $\pi$ and a value $Q(s, a)$ from real transitions $(s, a, r, s')$ only.
 #
-# - It makes about one gradient update per real step, so it learns only as fast as real
-#   experience arrives; reward information travels back to earlier states only through many
-#   bootstrapped updates $Q(s, a) \leftarrow r + \gamma\, Q(s', a')$.
 # - Nothing is learned about *how the world works*, so every new situation must be experienced.
+# - Reward information travels back to earlier states only through many bootstrapped updates
+#   $Q(s, a) \leftarrow r + \gamma\, Q(s', a')$.
 # - On MuJoCo locomotion (Hopper, Walker2d, HalfCheetah, Ant) SAC needs on the order of
 #   **one to three million** environment steps to reach its best returns (the method guide's
 #   table: 1M for Hopper, 3M for the others).
 #
 # On a real robot a million steps means many hours of operation, resets and wear. Can we
 # squeeze more out of each step?
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **A fair question.** SAC as usually run makes one gradient update per real step; MBPO makes
+# $G = 20$ on Hopper. Why not give SAC 20 updates per step? If that alone closed the gap, the
+# model would not be what makes MBPO efficient. The controlled answer is a SAC run with
+# MBPO's update ratio, compared on the same budget: notebook 06's matched-update control,
+# which is being added to the series. Until it has run, this series makes no claim either way.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## The model-based idea
@@ -108,7 +123,7 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # | input | low-dimensional states | images |
 # | rollout length | short: $k$ of 1 to 25 | imagination horizon $H = 15$ |
 # | where rollouts start | real states from $\mathcal{D}_\mathrm{env}$ | latent states of replayed data |
-# | policy optimiser | SAC on 5 % real + 95 % model data | actor-critic purely in imagination |
+# | policy optimiser | SAC on mostly model data (12 real rows in 256) | actor-critic purely in imagination |
 # | uncertainty | ensemble + Gaussian variance | stochastic latents, no ensemble |
 # | typical domain | MuJoCo state-based control | DeepMind Control from pixels |
 # | complexity | moderate | high (encoder, decoder, RSSM) |
@@ -270,7 +285,7 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Speaker notes: before showing the figure, ask the room to predict the error after 15 steps
-# from the one-step error printed above (the linear reading says about 50 %). The bound is
+# from the one-step error printed above (the linear reading is in the table). The bound is
 # guaranteed here because the rotation maps the evenly spaced start states onto themselves;
 # for Hopper, notebook 03 measures the multi-step error of a trained ensemble on real data.
 # Stress the right panel: the sawtooth never climbs above the 5-step error, which is MBPO's
@@ -302,8 +317,13 @@ plt.show()
 #   $E = 7$ Gaussian MLPs, each prediction uses one of the **5 elites** at random.
 # - **Rollouts:** after each fit, $M_\mathrm{roll} = 100{,}000$ start states at once, $k$ steps
 #   each, with $k$ growing with the epoch (`rollout_schedule`; Hopper goes from 1 to 15).
-# - **SAC:** $G$ updates per env step (20 for Hopper); each batch of $B = 256$ holds
-#   $\lfloor 256 \cdot 0.05 \rfloor = 12$ real and 244 model transitions (`real_ratio` = 0.05).
+# - **SAC:** $G$ updates per env step (20 for Hopper); each batch of $B = 256$ rows takes
+#   $\lfloor 256 \cdot \texttt{real\_ratio} \rfloor$ real rows, with `real_ratio` = 0.05:
+
+# %% slideshow={"slide_type": "fragment"}
+B, real_ratio = 256, 0.05
+n_real = math.floor(B * real_ratio)
+print(f"a batch of {B}: {n_real} real rows ({100 * n_real / B:.1f} %), {B - n_real} model rows")
 
 # %% slideshow={"slide_type": "slide"}
 fig = mbpo_lib.plot_mbpo_loop()
@@ -318,18 +338,24 @@ plt.show()
 #    predict $r$ and $\Delta s = s' - s$ from $(s, a)$.
 # 3. **$\mathcal{D}_\mathrm{env}$ → branched_rollout:** 100K real states are the branch roots.
 # 4. **DynamicsModel → branched_rollout:** a random elite predicts each next model state.
-# 5. **branched_rollout → $\mathcal{D}_\mathrm{model}$:** all $k$-step branches are stored.
-# 6. **$\mathcal{D}_\mathrm{model}$ → sample_mixed:** 95 % of every SAC batch is model data.
-# 7. **$\mathcal{D}_\mathrm{env}$ → sample_mixed:** the other 5 % is real data, an anchor
-#    against model errors.
-# 8. **sample_mixed → SAC:** $G$ gradient updates for every single env step.
-# 9. **SAC → env:** the updated policy picks the next real action, $a \sim \pi(\cdot \mid s)$.
+# 5. **SAC → branched_rollout:** the *current* policy picks every action in the model
+#    rollouts, so model data follow the policy being trained.
+# 6. **branched_rollout → $\mathcal{D}_\mathrm{model}$:** all $k$-step branches are stored.
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# 7. **$\mathcal{D}_\mathrm{model}$ → sample_mixed:** 244 of the 256 rows of every SAC batch
+#    are model data.
+# 8. **$\mathcal{D}_\mathrm{env}$ → sample_mixed:** the other 12 rows (4.7 %) are real data, an
+#    anchor against model errors.
+# 9. **sample_mixed → SAC:** $G$ gradient updates for every single env step.
+# 10. **SAC → env:** the updated policy picks the next real action, $a \sim \pi(\cdot \mid s)$.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Speaker notes: walk the loop clockwise from the top left. Point out the two clocks: the model
 # and the rollouts run every 250 env steps, SAC runs G times per env step. Count the data: per
 # model fit, 250 new real transitions against 100,000·k model transitions, so the policy is fed
-# almost entirely by the model, and the 5 % of real data in each batch is its anchor.
+# almost entirely by the model, and the 12 real rows in each batch are its anchor. Point at the
+# arrow from SAC to the rollouts: the model data are always generated by the current policy.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The claim we will test: about a tenth of the env steps
@@ -424,22 +450,111 @@ for env_id in ("InvertedPendulum-v5", "Hopper-v5"):
 #   measured errors can grow faster or slower than that.
 # - MBPO's answer: short branches of $k$ steps that start from real states, so the error stays
 #   at the $k$-step level.
-# - The claim to test: SAC's final return with about a tenth of the env steps (notebook 06).
+# - The claim to test: SAC's final return with about a tenth of the env steps (notebook 06),
+#   and whether SAC with MBPO's update ratio closes the gap (the matched-update control).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
 #
-# 1. **Pick $k$ from the bound.** With $\varepsilon = 0.02$ and $L = 1.05$, what is the largest
-#    $k$ whose geometric bound stays below 0.2? *Correct answer: $k = 8$ (the bound is 0.19 at
-#    8 and 0.22 at 9), while the linear reading would allow $k = 10$.*
-# 2. **More data.** Set `n_fit = 100` and rerun the toy cells. *A correct answer reports an
-#    $\varepsilon$ about five times smaller, sees the two asserts that state this seed's story
-#    fail (the error now grows *slower* than $k\varepsilon$, and the long rollout ends only about
-#    three times above the branches), and concludes that the linear reading is no law.*
+# 1. **Pick $k$ from the bound** (code exercise B below). With $\varepsilon = 0.02$ and
+#    $L = 1.05$, what is the largest $k$ whose geometric bound stays **at or below** 0.2? What
+#    does the linear reading $k\varepsilon \le 0.2$ allow?
+#
+# <details><summary>Solution</summary>
+#
+# $k = 8$: the bound is 0.191 at $k = 8$ and 0.221 at $k = 9$. The linear reading allows
+# $k = 10$, where $k\varepsilon = 0.2$ exactly. The Solutions cells print these numbers.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 2. **More data.** Set `n_fit = 100` and rerun the toy cells. What happens to $\varepsilon$,
+#    and to the two asserts that state this seed's story?
+#
+# <details><summary>Solution</summary>
+#
+# $\varepsilon$ is several times smaller. The two asserts fail: the error now grows *slower*
+# than $k\varepsilon$, and the long rollout ends much closer to the branches. The linear
+# reading is no law in either direction.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # 3. **Contracting dynamics.** Add `A = 0.97 * A` after `A` is built (a damped oscillator) and
-#    rerun. *A correct answer finds the same $\varepsilon$ (same noise), a smaller $L$, a
-#    measured curve that bends over far below $k\varepsilon$ by $k = 30$, the bound still
-#    holding, and explains why: real and model states both shrink, so old errors fade.*
-# 4. **Dyna inside MBPO.** Which MBPO setting makes its model data Dyna-like, and which official
-#    configurations use it? *Correct answer: $k = 1$ (one model step from a real state, a fresh
-#    action from $\pi$); Walker2d, HalfCheetah and the pendulums keep $k = 1$ throughout.*
+#    rerun. What happens to $\varepsilon$, $L$ and the measured curve?
+#
+# <details><summary>Solution</summary>
+#
+# The same $\varepsilon$ (same noise), a smaller $L$, a measured curve that bends over far
+# below $k\varepsilon$ by $k = 30$, and the bound still holds. Real and model states both
+# shrink, so old errors fade.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 4. **Dyna inside MBPO.** Which MBPO setting makes its model data Dyna-like, and which
+#    official configurations use it?
+#
+# <details><summary>Solution</summary>
+#
+# $k = 1$: one model step from a real state, with a fresh action from $\pi$. Walker2d,
+# HalfCheetah and the pendulums keep $k = 1$ throughout.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Code exercises, checked
+#
+# Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
+# checker says what is right or wrong (shapes, values against `mbpo_lib`, a hint); it never
+# prints the answer. Reference solutions close the notebook.
+#
+# **A. The geometric bound.** Write `my_geometric_bound(eps, L, k)`: the bound
+# $\varepsilon\,(L^k - 1)/(L - 1)$ for a tensor of rollout lengths `k` (for $L \ne 1$).
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise A): replace `raise NotImplementedError` with your code.
+def my_geometric_bound(eps: float, L: float, k: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_geometric_bound(my_geometric_bound)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **B. Pick $k$ from the bound** (exercise 1). Set `my_largest_k` to the largest $k$ whose
+# geometric bound, with $\varepsilon = 0.02$ and $L = 1.05$, stays at or below 0.2.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise B): replace None with a whole number.
+my_largest_k = None
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_largest_k(my_largest_k, eps=0.02, lipschitz=1.05, budget=0.2)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Solutions
+#
+# Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
+# reference solutions and run them through the same checkers (this is how CI tests them).
+
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_geometric_bound(eps, L, k):
+    return eps * (L**k - 1) / (L - 1)
+
+
+feedback = mbpo_lib.exercises.check_geometric_bound(reference_geometric_bound)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "fragment"} tags=["solution"] jupyter={"source_hidden": true}
+k_values = torch.arange(1, 21, dtype=torch.float64)
+bounds = reference_geometric_bound(0.02, 1.05, k_values)
+reference_largest_k = int(k_values[bounds <= 0.2].max())
+for k in (reference_largest_k, reference_largest_k + 1):
+    print(f"k = {k}: geometric bound {bounds[k - 1]:.3f}")
+linear_k = math.floor(0.2 / 0.02 + 1e-9)  # k·ε ≤ 0.2, with 0.2 itself allowed
+print(f"linear reading: k·ε = {linear_k * 0.02:.3f} at k = {linear_k}")
+feedback = mbpo_lib.exercises.check_largest_k(reference_largest_k, eps=0.02, lipschitz=1.05, budget=0.2)
+assert feedback.ok, feedback
+feedback

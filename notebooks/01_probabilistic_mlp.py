@@ -51,6 +51,7 @@ from torch import nn
 
 import mbpo_lib
 
+torch.set_num_threads(1)  # the networks here are tiny: per-operation overhead dominates
 FAST = mbpo_lib.fast_mode()
 generator = mbpo_lib.seed_everything(0)
 device = mbpo_lib.default_device()
@@ -61,16 +62,28 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # ## Why a distribution and not a point
 #
 # MBPO's model takes a state and an action and predicts the reward and the state difference,
-# $(r, \Delta s)$ with $\Delta s = s' - s$. Two reasons to predict a **distribution** over them:
+# $(r, \Delta s)$ with $\Delta s = s' - s$. It predicts a **distribution** over them,
+# $\mathcal N\big(\mu_\theta(s, a), \operatorname{diag}\sigma_\theta^2(s, a)\big)$.
 #
-# - **The data are noisy, and not equally noisy everywhere.** Contacts, friction and impacts
-#   make the same $(s, a)$ lead to different outcomes: a foot that just touches the ground or
-#   just misses it. This *aleatoric* noise is small in free flight and large at contact; a model
-#   that outputs one number per input has nowhere to say so.
-# - **The rollouts sample from it.** A model step draws
-#   $\Delta s \sim \mathcal N\big(\mu_\theta(s, a), \operatorname{diag}\sigma_\theta^2(s, a)\big)$
-#   and sets $s' = s + \Delta s$, so the policy trains on transitions that are as varied as the
-#   real ones, not on their average.
+# The MuJoCo tasks are **deterministic**: the same $(s, a)$ always gives the same $s'$ (the
+# observation leaves out the x position, which does not affect the dynamics). A foot that just
+# touches the ground and one that just misses come from two different states. A random start
+# state is not noise in a transition either.
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# So what does $\sigma_\theta$ learn there? The error the model cannot resolve from its input
+# and its data:
+#
+# - sharp contacts: a tiny change of $(s, a)$ flips the outcome, faster than a smooth network
+#   can follow;
+# - limited capacity and finite data;
+# - unobserved state, on tasks where the observation leaves some out.
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Why sample from it at all? A model step draws $\Delta s$ from this Gaussian and sets
+# $s' = s + \Delta s$. Where the model is unsure, imagined transitions then spread out instead
+# of following one confident guess, and the policy is not trained on a single, possibly wrong,
+# average.
 #
 # Each of MBPO's networks is therefore a **probabilistic MLP**: one shared body, a head for the
 # mean $\mu_\theta(x)$ and a head for the log-variance $\log\sigma_\theta^2(x)$, with $x = (s, a)$.
@@ -150,10 +163,10 @@ print(f"dNLL/dmu: {mu.grad[0]:.0f} at sigma = 0.1, {mu.grad[1]:.1f} at sigma = 1
 # \varepsilon \sim \mathcal N(0, 1),
 # $$
 #
-# with 300 inputs $x$ uniform on $[0, 1.5] \cup [2.5, 4]$. Think of $x$ as $(s, a)$ and $y$ as
-# one coordinate of $\Delta s$: calm on the left (free flight, $\sigma \approx 0.03$), noisy on
-# the right (contact, $\sigma \approx 0.25$ at $x = 4$). There is a **gap** in the middle and nothing outside
-# $[0, 4]$, so "away from the data" has a meaning.
+# with 300 inputs $x$ uniform on $[0, 1.5] \cup [2.5, 4]$. Think of $x$ as $(s, a)$ and of the
+# noise as the error a model cannot resolve: small on the left, large on the right (the table
+# below prints $\sigma(x)$). There is a **gap** in the middle and nothing outside $[0, 4]$, so
+# "away from the data" has a meaning.
 
 # %% slideshow={"slide_type": "fragment"}
 def true_mean(x: torch.Tensor) -> torch.Tensor:
@@ -223,12 +236,36 @@ mbpo_lib.save_figure(fig, "01_toy_data")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
+# ## The soft log-variance bounds
+#
+# The log-variance head is a linear layer: nothing stops its output. The bounds squash it into
+# $(\texttt{min}, \texttt{max})$ smoothly, in two steps (Chua et al. 2018, kept by MBPO):
+#
+# $$
+# \tilde v = \texttt{max} - \operatorname{softplus}(\texttt{max} - v_\mathrm{raw}), \qquad
+# \log\sigma^2 = \texttt{min} + \operatorname{softplus}(\tilde v - \texttt{min}),
+# $$
+#
+# with $\operatorname{softplus}(u) = \log(1 + e^u)$. Far below the ceiling the first step is
+# the identity, far above the floor the second is; in between they bend the output smoothly
+# onto the bound, so gradients never vanish abruptly as with a hard `clamp`.
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# - `max_logvar` starts at $+0.5$ and `min_logvar` at $-10$ (per output dimension), and both are
+#   **trained**; the penalty $0.01\,(\sum \texttt{max} - \sum \texttt{min})$ pulls them towards
+#   each other, the data push them apart where the noise really is large or small.
+# - The floor is applied last, so it can lift the top a little above `max`: by at most
+#   $\log(1 + e^{\texttt{min} - \texttt{max}})$, about $3\cdot 10^{-5}$ at the initial bounds.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## From scratch: a tiny probabilistic MLP
 #
 # Two hidden layers of 64 SiLU units (MBPO uses four of 200), a mean head and a log-variance
-# head. The raw log-variance passes through the **soft bounds** (explained below): a smooth
-# ceiling at `max_logvar`, then a smooth floor at `min_logvar`, both trainable parameters.
+# head. The raw log-variance passes through the soft bounds above, both trainable parameters.
 # The flag `bounded=False` skips them; we need it later to see what they prevent.
+#
+# The weights start from `nn.Linear`'s default initialisation; notebook 02 switches to the
+# paper's (a truncated normal with standard deviation $1/(2\sqrt{\text{fan-in}})$).
 
 # %% slideshow={"slide_type": "fragment"}
 class ProbabilisticMLP(nn.Module):
@@ -273,11 +310,11 @@ def weight_decay(model):
 
 
 # %% slideshow={"slide_type": "fragment"}
-def nll_objective(model, z, y):
+def nll_objective(model, z, y, bound_coef=0.01):
     mean, logvar = model(z)
     loss = (2 * nll(mean, logvar, y) - math.log(2 * math.pi)).mean() + weight_decay(model)
     if model.bounded:
-        loss = loss + 0.01 * (model.max_logvar.sum() - model.min_logvar.sum())
+        loss = loss + bound_coef * (model.max_logvar.sum() - model.min_logvar.sum())
     return loss
 
 
@@ -287,15 +324,12 @@ def mse_objective(model, z, y):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Training: Adam on the full batch of 300 points (MBPO uses minibatches of 256 per member; a
-# toy this small does not need them), on the CPU whatever `device` says, and on one thread:
-# a network this small is all per-operation overhead, which neither a GPU nor more threads
-# reduce (on a busy 2-core machine a second thread made each step over 10× slower). Every
-# model starts from the same seeded weights.
+# toy this small does not need them), on the CPU whatever `device` says: a network this small
+# gains nothing from a GPU. Every model starts from the same seeded weights.
 
 # %% slideshow={"slide_type": "fragment"}
 STEPS = 2000 if FAST else 5000
 LR = 3e-3
-torch.set_num_threads(1)
 
 
 def train(model, objective, steps=STEPS):
@@ -335,7 +369,7 @@ nll_std = torch.exp(0.5 * nll_logvar)
 
 # %% slideshow={"slide_type": "fragment"}
 print(" x     true σ   NLL σ    MSE rms  | true mean  NLL mean  MSE mean")
-for x_probe in (0.25, 1.0, 3.0, 3.75):
+for x_probe in (0.25, 1.0, 3.0, 3.75, 4.0):
     i = torch.argmin((x_grid - x_probe).abs())
     print(f"{x_probe:4.2f}   {true_std(x_grid[i]).item():.3f}    {nll_std[i].item():.3f}    "
           f"{mse_rms:.3f}    |  {true_mean(x_grid[i]).item():6.3f}    {nll_mean[i].item():6.3f}"
@@ -438,25 +472,10 @@ print(f"NLL, paper loss ({paper.item():.3f}) and full objective agree; bound pen
       f"{model.bound_penalty().item():.4f}, weight decay {model.weight_decay_loss().item():.2e}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## The soft log-variance bounds
+# ## The soft log-variance bounds, checked
 #
-# The log-variance head is a linear layer: nothing stops its output. The bounds squash it into
-# $(\texttt{min}, \texttt{max})$ smoothly, in two steps (Chua et al. 2018, kept by MBPO):
-#
-# $$
-# \tilde v = \texttt{max} - \operatorname{softplus}(\texttt{max} - v_\mathrm{raw}), \qquad
-# \log\sigma^2 = \texttt{min} + \operatorname{softplus}(\tilde v - \texttt{min}),
-# $$
-#
-# with $\operatorname{softplus}(u) = \log(1 + e^u)$. Far below the ceiling the first step is
-# the identity, far above the floor the second is; in between they bend the output smoothly
-# onto the bound, so gradients never vanish abruptly as with a hard `clamp`.
-#
-# - `max_logvar` starts at $+0.5$ and `min_logvar` at $-10$ (per output dimension), and both are
-#   **trained**; the penalty $0.01\,(\sum \texttt{max} - \sum \texttt{min})$ pulls them towards
-#   each other, the data push them apart where the noise really is large or small.
-# - The floor is applied last, so it can lift the top a little above `max`: by at most
-#   $\log(1 + e^{\texttt{min} - \texttt{max}})$, about $3\cdot 10^{-5}$ at the initial bounds.
+# The library's `bound_logvar` on raw values from $-30$ to $30$, at the initial bounds: it never
+# goes below the floor, and lifts the top above `max_logvar` by at most the amount above.
 
 # %% slideshow={"slide_type": "fragment"}
 fresh = mbpo_lib.GaussianEnsemble(1, 1, ensemble_size=1, hidden_dim=8, num_layers=1,
@@ -553,8 +572,46 @@ plt.show()
 # - With the bounds the log-variance flattens out on the learned `max_logvar` and
 #   `min_logvar`, which training moved from $(-10, 0.5)$ to about the range the data show.
 #   As the bounds close in, the floor's lift above `max` grows (printed above), still small.
-# - The price: the bounded model cannot claim more noise than the noisiest data it has seen,
-#   nor less than the calmest.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### The price: a ceiling below the noisiest data
+#
+# Training pulled `max_logvar` far below its start (printed above). At the noisy right end the
+# learned ceiling is active, so the predicted $\sigma$ there is held below the true one.
+
+# %% slideshow={"slide_type": "fragment"}
+i4 = torch.argmin((x_grid - 4.0).abs())
+print(f"at x = 4: true σ {true_std(x_grid[i4]).item():.3f}, predicted σ {nll_std[i4].item():.3f}, "
+      f"ceiling exp(max_logvar / 2) = {math.exp(learned_max / 2):.3f}")
+data_term = (2 * nll(*nll_model(z_train), y_train) - math.log(2 * math.pi)).mean()
+(data_push,) = torch.autograd.grad(data_term, nll_model.max_logvar)
+print(f"gradient on max_logvar at the end: data {data_push.item():+.4f}, bound penalty +0.0100")
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Why the ceiling settles below the truth:
+#
+# - The penalty $0.01\,(\texttt{max} - \texttt{min})$ pulls `max_logvar` down with a constant
+#   gradient of $0.01$, whatever the data.
+# - The data push it up only through the rows where the ceiling is active, and the loss is a
+#   mean over all 300 rows, so that push is diluted. It grows as the ceiling cuts deeper
+#   into the noise.
+# - Training stops where the two balance: the printed gradients nearly cancel, with the
+#   ceiling's $\sigma$ below the noisiest data's.
+
+# %% slideshow={"slide_type": "subslide"}
+loose_model = make_model()
+train(loose_model, lambda model, z, y: nll_objective(model, z, y, bound_coef=0.0))
+with torch.no_grad():
+    loose_std = torch.exp(0.5 * loose_model(z_grid)[1])
+print(f"bound penalty 0:    max_logvar {loose_model.max_logvar.item():5.2f}, σ at x = 4 "
+      f"{loose_std[i4].item():.3f} (true {true_std(x_grid[i4]).item():.3f})")
+print(f"bound penalty 0.01: max_logvar {learned_max:5.2f}, σ at x = 4 {nll_std[i4].item():.3f}")
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Without the penalty the ceiling is not pulled down and $\sigma$ at the noisy end is set by
+# the data alone (compare the two lines above). The penalty trades this bias on the noisiest
+# data for bounds that sit close to the data's range, which is what limits $\sigma$ off the
+# data. The bounded model cannot claim more noise than its ceiling, nor less than its floor.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Speaker notes: ask first what a linear head does far from the data (it keeps going), then
@@ -605,8 +662,10 @@ for _ in range(STEPS):
 with torch.no_grad():
     trio_mean = trio(z_grid)[0]  # the means, [3, B, 1]
 spread = trio_mean.std(dim=0)  # disagreement between the members
-print(f"member spread of μ: on the data {spread[in_data].mean():.3f}, in the gap "
-      f"{spread[in_gap].mean():.3f}, outside {spread[outside].mean():.3f}")
+trio_error = (trio_mean.mean(dim=0) - true_mean(x_grid)).abs()  # error of the members' average
+for name, mask in regions.items():
+    print(f"{name:17s} member spread {spread[mask].mean():.3f}   error of their mean "
+          f"{trio_error[mask].mean():.3f}")
 assert spread[outside].mean() > 5 * spread[in_data].mean(), "members should disagree off the data"
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
@@ -622,7 +681,8 @@ left.set(xlabel="input $x$ (grey: no data)", ylabel="target $y$", ylim=(-4, 3),
          title="One model: sure of itself where it has seen nothing")
 for e in range(3):
     right.plot(xs, trio_mean[e, :, 0], lw=1.8, color=f"C{e + 1}", label=f"member {e + 1}: $\\mu$")
-right.set(xlabel="input $x$ (grey: no data)", title="Three initialisations: they part off the data")
+right.set(xlabel="input $x$ (grey: no data)",
+          title="Three initialisations: apart on the right,\nagreeing and wrong on the left")
 left.legend(loc="lower left", fontsize=9)
 right.legend(loc="lower left", fontsize=9)
 mbpo_lib.save_figure(fig, "01_overconfidence")
@@ -636,10 +696,18 @@ plt.show()
 #   ignorance.
 # - In the gap, $\sigma$ only interpolates the noise of the two sides. The mean happens to
 #   interpolate the smooth sine well here; $\sigma$ would not have warned us if it had not.
-# - Networks that agree on the data disagree away from it. Their spread is a measure of what
-#   the model does *not know*, exactly the quantity one network cannot report.
-# - MBPO's model is therefore an **ensemble** of such networks (7, of which the 5 best are
-#   used), each trained on its own bootstrap sample: notebook 02.
+# - Networks that agree on the data disagree away from it, on average: the spread off the data
+#   is several times the spread on it (the check above). It measures what the model does
+#   *not know*, which one network cannot report.
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **Not always.** Compare the two columns of the printout region by region. Left of the data
+# the members' spread is small next to the error of their mean: they agree and are wrong
+# together, because every initialisation found the same smooth extrapolation. Disagreement
+# flags missing data often, not always.
+#
+# MBPO's model is therefore an **ensemble** of such networks (7, of which the 5 best are used),
+# each trained on its own bootstrap sample: notebook 02.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Speaker notes: the table before the figure is the argument in numbers. On the data the true
@@ -648,46 +716,135 @@ plt.show()
 # model exactly where the model is wrong (model exploitation). The right panel is the cure in
 # one picture; notebook 02 turns the disagreement into a number. If asked why the members
 # agree in the gap: the sine is smooth there and any reasonable fit bridges it the same way.
-# Disagreement flags missing data often, not always.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
 #
-# - MBPO's model predicts a Gaussian over $(r, \Delta s)$ from normalised $(s, a)$, because the
-#   real transitions are noisy and model rollouts sample from it.
+# - MBPO's model predicts a Gaussian over $(r, \Delta s)$ from normalised $(s, a)$. On the
+#   deterministic MuJoCo tasks $\sigma$ stands for the error the model cannot resolve, and model
+#   rollouts sample from it.
 # - The Gaussian NLL weights each error by $1/\sigma^2$ and drives $\sigma^2$ to the local
 #   squared error, so it learns input-dependent noise that an MSE fit cannot express; the
 #   paper's loss is $2\,\mathrm{NLL} - \log 2\pi$, averaged.
 # - Soft, trained log-variance bounds keep $\log\sigma^2$ inside $(\texttt{min}, \texttt{max})$
 #   (up to a lift of $\log(1 + e^{\texttt{min} - \texttt{max}})$); without them the
 #   log-variance runs off linearly away from the data, and $\sigma$ explodes or collapses.
+#   The 0.01 penalty holds the learned ceiling below the noisiest data.
 # - `GaussianEnsemble(E=1)` is the from-scratch model, checked to float64 precision, with the
 #   NLL checked against `torch.distributions.Normal`.
-# - One model only knows aleatoric noise: away from the data it is confidently wrong. That is
-#   why MBPO uses an ensemble.
+# - One model only knows the noise in its data: away from the data it is confidently wrong.
+#   Several models disagree there, often but not always. That is why MBPO uses an ensemble.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
 #
 # 1. **MSE is the NLL at a fixed noise level.** Subclass `ProbabilisticMLP` so that `forward`
 #    returns `torch.full_like(mean, c)` as the log-variance, and train it with `nll_objective`
-#    for $c = 0$ and $c = 2$. *A correct answer shows the objective is then
-#    $e^{-c}\,\mathrm{MSE} + c$ plus the regularisers, finds that $c = 0$ reproduces the MSE
-#    model exactly (same seed, same gradients for the network), and that $c = 2$ gives nearly
-#    the same fit on the data (differences around 0.01), because Adam divides out the scale
-#    of the gradient; off the data the two fits may differ more.*
+#    for $c = 0$ and $c = 2$. How do the fits compare with the MSE model?
+#
+# <details><summary>Solution</summary>
+#
+# The objective becomes $e^{-c}\,\mathrm{MSE} + c$ plus the regularisers. With $c = 0$ it
+# reproduces the MSE model exactly (same seed, same gradients for the network). With $c = 2$
+# the fit on the data is nearly the same, because Adam divides out the scale of the gradient;
+# off the data the two fits may differ more.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # 2. **Where does the variance settle?** Using the gradient with respect to $\log\sigma^2$,
 #    show that for a fixed $\mu$ the NLL is smallest at $\sigma^2 = \mathbb E[(y - \mu)^2]$.
 #    Then compare the model's $\sigma$ with the rms residual of the training data in bins of
-#    width 0.5. *A correct answer finds the two within about 10 % of each other in every bin
-#    with data, small on the left and large on the right, and notes that both can differ from
-#    the true $\sigma(x)$ by more than that: the model learns the noise of its sample.*
+#    width 0.5.
+#
+# <details><summary>Solution</summary>
+#
+# The gradient $\frac12[1 - (y - \mu)^2/\sigma^2]$ averages to zero at
+# $\sigma^2 = \mathbb E[(y - \mu)^2]$. The model's $\sigma$ and the binned rms residual agree
+# closely in every bin with data, small on the left and large on the right (except where the
+# learned ceiling cuts in); both can differ from the true $\sigma(x)$: the model learns the
+# noise of its sample.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # 3. **A ceiling set too low.** Initialise `max_logvar` at $-6$ ($\sigma \le 0.05$) in
-#    `ProbabilisticMLP` and rerun the training. *A correct answer finds the right-hand band
-#    held too narrow and a worse loss; sees `max_logvar` climb, pushed up by the noisy points
-#    against the 0.01 penalty, but slowly (from $-6$ to about $-5$ in FAST mode's 2000 steps);
-#    and concludes that the bounds must be trainable and should start generous, as the paper's
-#    $+0.5$ does.*
-# 4. **More data, same overconfidence.** Set `N_DATA = 900` and rerun. *A correct answer finds
-#    σ on the data closer to the truth, but the error of the mean outside $[0, 4]$ still many
-#    times σ: more data where we already have data teaches the model nothing about the rest.*
+#    `ProbabilisticMLP` and rerun the training. What happens to the band and to `max_logvar`?
+#
+# <details><summary>Solution</summary>
+#
+# The right-hand band is held too narrow and the loss is worse. `max_logvar` climbs, pushed up
+# by the noisy points against the 0.01 penalty, but slowly. The bounds must be trainable and
+# should start generous, as the paper's $+0.5$ does.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 4. **More data, same overconfidence.** Set `N_DATA = 900` and rerun. What changes on and off
+#    the data?
+#
+# <details><summary>Solution</summary>
+#
+# $\sigma$ on the data comes closer to the truth, but the error of the mean outside $[0, 4]$
+# is still many times $\sigma$: more data where we already have data teaches the model nothing
+# about the rest.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Code exercises, checked
+#
+# Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
+# checker compares your function with the library on inputs of its own and says what is wrong
+# (a shape, a factor, an order, a hint); it never prints the answer. Reference solutions close
+# the notebook.
+#
+# **A. The Gaussian NLL.** Write `my_nll(mean, logvar, y)`: $-\log\mathcal N(y; \mu, \sigma^2)$
+# with $\sigma^2 = e^{\texttt{logvar}}$, elementwise (same shape as its inputs).
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise A): replace `raise NotImplementedError` with your code.
+def my_nll(mean: torch.Tensor, logvar: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_gaussian_nll(my_nll)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **B. The soft bounds.** Write `my_soft_bound(raw, max_logvar, min_logvar)`: the soft ceiling,
+# then the soft floor, as in the formula of this notebook.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise B): replace `raise NotImplementedError` with your code.
+def my_soft_bound(raw: torch.Tensor, max_logvar: float, min_logvar: float) -> torch.Tensor:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_soft_bound(my_soft_bound)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Solutions
+#
+# Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
+# reference solutions and run them through the same checkers (this is how CI tests them).
+
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_nll(mean, logvar, y):
+    return 0.5 * ((y - mean) ** 2 * torch.exp(-logvar) + logvar + math.log(2 * math.pi))
+
+
+feedback = mbpo_lib.exercises.check_gaussian_nll(reference_nll)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "fragment"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_soft_bound(raw, max_logvar, min_logvar):
+    logvar = max_logvar - F.softplus(max_logvar - raw)
+    return min_logvar + F.softplus(logvar - min_logvar)
+
+
+feedback = mbpo_lib.exercises.check_soft_bound(reference_soft_bound)
+assert feedback.ok, feedback
+feedback

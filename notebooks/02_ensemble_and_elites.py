@@ -28,7 +28,8 @@
 #   member's own best weights, and the 5 elites;
 # - how good such a model is on real MuJoCo transitions, dimension by dimension, and what
 #   happens when the data-collecting behaviour changes;
-# - why MBPO draws one random elite for every prediction, and what batching buys in speed.
+# - why MBPO draws one random elite for every prediction, at every step of a rollout;
+# - whether the predicted $\sigma$ has the right size: a direct calibration check.
 
 # %% slideshow={"slide_type": "skip"}
 # Setup: on Colab, install mbpo_lib from the repository (Colab's own torch is kept).
@@ -57,6 +58,7 @@ from torch.testing import assert_close
 
 import mbpo_lib
 
+torch.set_num_threads(1)  # the networks here are small: per-operation overhead dominates
 FAST = mbpo_lib.fast_mode()
 generator = mbpo_lib.seed_everything(0)
 device = mbpo_lib.default_device()
@@ -73,8 +75,9 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 #
 # Two different things make a prediction uncertain:
 #
-# - **aleatoric** uncertainty: the system itself is noisy (contacts, friction, a random start).
-#   More data does not remove it. The variance head $\sigma^2_\theta(x)$ learns it.
+# - **aleatoric** uncertainty: noise in the targets that more data of the same kind does not
+#   remove. The variance head $\sigma^2_\theta(x)$ learns it. On the deterministic MuJoCo tasks
+#   it stands for the error the model cannot resolve (notebook 01).
 # - **epistemic** uncertainty: the model has not seen enough data *here*. It shrinks with data
 #   and should be large in gaps and outside the data. One network has no way to express it.
 
@@ -104,12 +107,16 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 #   several times, so members see different data and disagree where the data are thin.
 # - **Elites.** MBPO trains $E = 7$ members and predicts with the $5$ that do best on a
 #   held-out set (section "Holdout, early stopping and elites" below).
-# - **One random elite per prediction.** For every row of a model rollout MBPO draws
-#   $i \sim \mathrm{Uniform}(\text{elites})$, then $\hat y \sim \mathcal N(\mu_i, \sigma_i^2)$.
-#   That is a draw from the mixture above, so its spread holds *both* terms: where the members
-#   disagree, the imagined next states spread out instead of following one member's confident
-#   guess. Averaging the members would drop the epistemic term; always using the same member
-#   would drop it too.
+# - **One random elite per prediction.** For every row of a model rollout, and again at every
+#   step of it, MBPO draws $i \sim \mathrm{Uniform}(\text{elites})$, then
+#   $\hat y \sim \mathcal N(\mu_i, \sigma_i^2)$. One imagined trajectory can switch members
+#   from step to step (PETS calls this "TS1"; one member per whole trajectory is "TS∞").
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Each draw comes from the mixture above, so its spread holds *both* terms: where the members
+# disagree, the imagined next states spread out instead of following one member's confident
+# guess. Averaging the members would drop the epistemic term; always using the same member
+# would drop it too.
 #
 # The method guide's sketch trains the members one after the other and predicts $s'$ directly;
 # the paper's code (and `mbpo_lib`) trains all members at once and predicts $(r, \Delta s)$.
@@ -433,7 +440,6 @@ ENV_ID = "InvertedPendulum-v5" if FAST else "Hopper-v5"
 N_TRAIN = 2_000 if FAST else 5_000   # per behaviour; Hopper: MBPO's 5,000 random warm-up steps
 N_TEST = 1_000 if FAST else 2_000    # fresh transitions, never used in a fit
 SAC_STEPS, SAC_RANDOM = (2_000, 500) if FAST else (10_000, 1_000)
-torch.set_num_threads(1)   # small networks: one thread is fastest on a shared CPU
 start = time.perf_counter()
 sac = train_sac(ENV_ID, SAC_STEPS, SAC_RANDOM, seed=0)
 sac_return, _ = mbpo_lib.evaluate(sac, ENV_ID, episodes=5, seed=100)
@@ -514,52 +520,80 @@ print("the replayed rule agrees with the library: best epochs", best_epoch.tolis
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## The fit, epoch by epoch
+# ## The fit, epoch by epoch: when does the rule fire?
 #
-# Left to right: each member's training loss, its holdout MSE with a star at its best epoch,
-# and the counter that the stopping rule watches.
+# Two fits side by side. Top: a case where the stopping rule fires, a small pendulum model
+# (64 hidden units, learning rate $3 \cdot 10^{-3}$, 2,000 random-action transitions of
+# InvertedPendulum-v5). Bottom: the fit above. Left to right: each member's training loss, its
+# holdout MSE with a star at its best epoch, and the counter the rule watches.
 
 # %% slideshow={"slide_type": "subslide"}
-def plot_fit_curves(axes, report, history, quiet):
+STOP_ENV = "InvertedPendulum-v5"
+stop_data = random_train if ENV_ID == STOP_ENV else collect(STOP_ENV, 2_000, random_policy, seed=1)[0]
+stop_config = mbpo_lib.EnsembleConfig(hidden_dim=64, lr=3e-3, max_epochs=150)
+stop_model = mbpo_lib.DynamicsModel(stop_data[0].shape[1], stop_data[1].shape[1], stop_config,
+                                    device=device, seed=0)
+fits = {f"{STOP_ENV}, small model": (stop_model.fit(*stop_data), stop_config),
+        f"{ENV_ID}, the fit above": (report, config)}
+for name, (fit, fit_config) in fits.items():
+    rule = replay_early_stopping(torch.tensor(fit.holdout_mse), fit_config.improvement_threshold,
+                                 fit_config.patience)
+    elites_mse = torch.tensor(fit.holdout_mse)[:, fit.elites].mean(dim=1)
+    print(f"{name}: {fit.epochs} epochs (cap {fit_config.max_epochs}), ended by "
+          f"{'the early-stopping rule' if fit.stopped_early else 'the max_epochs cap'}; counter "
+          f"peaked at {max(rule[2])}; best epochs {fit.best_epoch}; elites' holdout MSE "
+          f"{elites_mse[max(0, fit.epochs - 11)]:.4g} ten epochs before the end, {elites_mse[-1]:.4g} at it")
+assert fits[f"{STOP_ENV}, small model"][0].stopped_early, "the small pendulum fit should end by the rule"
+
+
+# %% slideshow={"slide_type": "subslide"}
+def plot_fit_curves(axes, name, fit, fit_config):
     """Training loss, holdout MSE (stars: each member's best epoch), and the stopping counter."""
-    train_loss, epochs = torch.tensor(report.train_loss), torch.arange(report.epochs)
+    history, epochs = torch.tensor(fit.holdout_mse), torch.arange(fit.epochs)
+    quiet = replay_early_stopping(history, fit_config.improvement_threshold, fit_config.patience)[2]
     for i in range(E):
-        elite = i in report.elites
+        elite = i in fit.elites
         style = dict(color=f"C{i}", lw=1.6 if elite else 1.0, ls="-" if elite else "--")
-        axes[0].plot(epochs, train_loss[:, i], **style)
+        axes[0].plot(epochs, torch.tensor(fit.train_loss)[:, i], **style)
         axes[1].plot(epochs, history[:, i], label=f"member {i}" + (" (elite)" if elite else ""), **style)
-        axes[1].plot(report.best_epoch[i], report.final_holdout_mse[i], "*", ms=12, color=f"C{i}", mec="k")
+        axes[1].plot(fit.best_epoch[i], fit.final_holdout_mse[i], "*", ms=12, color=f"C{i}", mec="k")
     axes[2].step(epochs, quiet, where="post", color="k")
-    axes[2].axhline(config.patience + 0.5, color="C1", ls="--", label=f"stop above {config.patience}")
+    axes[2].axhline(fit_config.patience + 0.5, color="C1", ls="--", label=f"stop above {fit_config.patience}")
+    ended = "the rule" if fit.stopped_early else "the cap"
     for ax in axes[1:]:
-        ax.axvline(report.epochs - 1, color="0.4", lw=1, ls=":", label=f"end ({stopped_by})")
-    axes[0].set(xlabel="epoch", ylabel="training loss (NLL form)", title="Training loss per member")
+        ax.axvline(fit.epochs - 1, color="0.4", lw=1, ls=":", label=f"end ({ended})")
+    axes[0].set(xlabel="epoch", ylabel="training loss (NLL form)", title=f"{name}: training loss")
     axes[1].set(xlabel="epoch", ylabel="holdout MSE", yscale="log", title="Holdout MSE (star: best epoch)")
-    axes[2].set(xlabel="epoch", ylabel="epochs", ylim=(0, config.patience + 2.5),
+    axes[2].set(xlabel="epoch", ylabel="epochs", ylim=(0, fit_config.patience + 2.5),
                 title="Epochs since any member improved > 1 %")
     axes[1].legend(fontsize=7, ncol=2)
     axes[2].legend(fontsize=8, loc="upper left")
 
 
 # %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
-fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
-plot_fit_curves(axes, report, history, quiet)
+fig, axes = plt.subplots(2, 3, figsize=(17, 8.8), layout="constrained")
+for row, (name, (fit, fit_config)) in zip(axes, fits.items(), strict=True):
+    plot_fit_curves(row, name, fit, fit_config)
 mbpo_lib.save_figure(fig, "02_early_stopping")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# - The training loss (the NLL form, which also rewards a small $\sigma$) keeps falling, while
-#   the holdout MSE of the means levels off: past that point a member mostly fits its own
-#   bootstrap.
-# - Each star is a member's own best epoch, whose weights it ends with. Members peak at
-#   different epochs (when a fit is cut while still improving, all stars sit near the end), so
-#   each one gets back its **own** best weights, not a snapshot of the whole ensemble.
-# - The right panel is the whole stopping rule: any member's gain above 1 % resets the counter;
-#   the fit ends when it passes 5. With seven members, one of them often still finds another
-#   1 %, so the counter can stay low for a long time. On Hopper with the paper's settings it
-#   does not pass 5 within our cap of 80 epochs (exercise 4 goes further): the paper's code
-#   would keep training, one reason why MBPO's first model fit is slow. In FAST mode the
-#   pendulum, with its larger learning rate, converges and the rule ends the fit.
+# The printout above, read from each fit's report, says which ended each fit.
+#
+# - **Pendulum, small model (top):** the counter climbs past 5 and the rule stops the fit
+#   before the cap; each member ends with the weights of its own best epoch (the stars).
+# - **The fit above (bottom):** in full mode, on Hopper with the paper's settings, the counter
+#   peaks at 1, every star sits in the last epochs, and the elites' holdout MSE is still
+#   falling when the cap of 80 epochs cuts the fit.
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# - With seven members, one of them often still finds another 1 %, and any member's gain resets
+#   the counter. The paper's code has no cap, so on Hopper its first model fit would go on
+#   longer (exercise 4).
+# - Members can peak at different epochs, so each one gets back its **own** best weights, not a
+#   snapshot of the whole ensemble.
+# - The training loss is the NLL form, which also rewards a small $\sigma$; the rule watches
+#   only the holdout MSE of the means.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The members and their elites
@@ -616,8 +650,7 @@ print(f"MSE on fresh transitions: elites {fresh[is_elite].mean():.4f}, "
 # elite per row, either its mean (**deterministic**) or a sample $\mu + \sigma \odot \xi$
 # (**sampled**, what MBPO's rollouts use). We report each dimension's RMSE divided by the
 # standard deviation of that target in the training data: 1 means "no better than predicting
-# the average change". For a calibrated model the sampled error is about $\sqrt 2$ times the
-# deterministic one, because the sample adds noise of the model's own size to its error.
+# the average change".
 
 # %% slideshow={"slide_type": "subslide"}
 def one_step_errors(model, data, generator, deterministic):
@@ -657,28 +690,92 @@ ax.legend(fontsize=9)
 mbpo_lib.save_figure(fig, "02_one_step_error_per_dim")
 plt.show()
 
-# %% slideshow={"slide_type": "subslide"}
-ratio = relative["sampled"] / relative["deterministic"]
-print(f"sampled / deterministic error per dimension: median {ratio.median():.2f} "
-      f"(sqrt 2 = {math.sqrt(2):.2f}), range {ratio.min():.2f} to {ratio.max():.2f}")
-worst = int(relative["deterministic"].argmax())
-sigma = model.predict(*random_test[:2])[1][model.elites].mul(0.5).exp().mean(dim=(0, 1)).cpu()
-floor = model.network.min_logvar.detach().mul(0.5).exp().cpu()  # about the smallest sigma allowed
-print(f"hardest dimension: {labels[worst]}: spread {scale[worst]:.4f}, RMSE "
-      f"{relative['deterministic'][worst] * scale[worst].cpu():.4f}, mean predicted sigma "
-      f"{sigma[worst]:.4f}, sigma floor {floor[worst]:.4f}")
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Read the bars against the dashed line. In full mode one output, $\Delta z$, lies above it:
+# the model predicts the torso's height change worse than its average would (printed above).
+# The holdout MSE, dominated by the large velocity targets, does not show this.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Is the predicted σ the right size? A calibration check
+#
+# If the model's Gaussian is right, the standardised error $z = (y - \mu)/\sigma$ of each output
+# follows $\mathcal N(0, 1)$: a known share of rows falls inside $\mu \pm \sigma$ and inside
+# $\mu \pm 2\sigma$ (printed below). More rows inside means $\sigma$ is too large
+# (**under-confident**); fewer, too small (**over-confident**).
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# - A sampled/deterministic ratio near $\sqrt 2$ says the predicted $\sigma$ has the size of
-#   the actual error; well above $\sqrt 2$, $\sigma$ is larger than the error (under-confident),
-#   below, smaller (over-confident).
-# - The hardest dimension relative to its spread is telling. On Hopper (full mode) it is
-#   $\Delta z$: the torso's height changes by only about 0.002 per step, so an error of the
-#   same absolute size as on the joint angles exceeds the spread itself, and the predicted
-#   $\sigma$ sits near its lower bound. On the pendulum (FAST mode) it is the reward: 1 on every
-#   step and 0 on the step the pole falls, a jump to foresee from $(s, a)$ alone.
-# - Neither shows in the holdout MSE, which adds raw squared errors and is dominated by the
-#   large velocity targets: one number can say "good model" while a small dimension is poor.
+# Which Gaussian? The rollouts draw one random elite per row, a mixture of the elites. We
+# summarise it by its mean $\bar\mu$ and its total variance, aleatoric + epistemic over the
+# elites, and check it on two sets: the fit's own **holdout** rows, and fresh transitions of the
+# **partly trained policy**.
+
+# %% slideshow={"slide_type": "subslide"}
+def standardised_errors(model, data) -> torch.Tensor:
+    """z = (y - mixture mean) / mixture std over the elites, per row and target: [N, 1 + obs_dim]."""
+    mean, logvar = model.predict(*data[:2])
+    mean, var = mean[model.elites], logvar[model.elites].exp()
+    total_var = var.mean(dim=0) + mean.var(dim=0, unbiased=False)
+    return ((targets(data) - mean.mean(dim=0)) / total_var.sqrt()).cpu()
+
+
+# The fit's holdout: its first draw from the model's own generator (seed 0) chose these rows.
+perm = torch.randperm(random_train[0].shape[0], generator=fresh_generator(0), device=device)
+holdout = tuple(column[perm[:report.n_holdout]] for column in random_train)
+holdout_mse = model.network.member_mse(model.predict(*holdout[:2])[0], targets(holdout))
+assert_close(holdout_mse.cpu(), torch.tensor(report.final_holdout_mse), rtol=1e-4, atol=1e-8)
+z_sets = {"holdout": standardised_errors(model, holdout), "policy data": standardised_errors(model, sac_test)}
+print(f"rebuilt the {report.n_holdout} holdout rows (their MSE per member equals the report's)")
+
+# %% slideshow={"slide_type": "subslide"}
+gauss = {c: math.erf(c / math.sqrt(2)) for c in (1, 2)}  # share inside ±cσ under N(0, 1)
+print(f"a calibrated output: {gauss[1]:.3f} inside ±1σ, {gauss[2]:.3f} inside ±2σ")
+print(f"{'output':18s}" + "".join(f"{name:>12s} ±1σ  ±2σ" for name in z_sets))
+coverage = {name: {c: (z.abs() <= c).float().mean(dim=0) for c in (1, 2)} for name, z in z_sets.items()}
+for d, label in enumerate(labels):
+    print(f"{label:18s}" + "".join(f"{'':>12s}{cov[1][d]:5.2f} {cov[2][d]:5.2f}"
+                                   for cov in coverage.values()))
+
+
+def verdict(cov) -> dict[str, list[str]]:
+    """Outputs whose ±1σ share is more than 0.05 above or below the Gaussian's."""
+    return {"under-confident": [labels[d] for d in range(len(labels)) if cov[1][d] > gauss[1] + 0.05],
+            "over-confident": [labels[d] for d in range(len(labels)) if cov[1][d] < gauss[1] - 0.05]}
+
+
+for name, cov in coverage.items():
+    print(f"{name}: " + "; ".join(f"{kind}: {', '.join(dims) or 'none'}"
+                                  for kind, dims in verdict(cov).items()))
+
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
+columns = 4
+rows = math.ceil(len(labels) / columns)
+fig, axes = plt.subplots(rows, columns, figsize=(15, 2.6 * rows), layout="constrained", squeeze=False)
+bins = torch.linspace(-5, 5, 51)
+normal = torch.exp(-0.5 * bins**2) / math.sqrt(2 * math.pi)
+for d, ax in enumerate(axes.flat):
+    if d >= len(labels):
+        ax.set_axis_off()
+        continue
+    for k, (name, z) in enumerate(z_sets.items()):
+        ax.hist(z[:, d].clamp(-5, 5), bins=bins, density=True, alpha=0.5, color=f"C{k}", label=name)
+    ax.plot(bins, normal, color="k", lw=1.2, label=r"$\mathcal{N}(0, 1)$")
+    ax.set(title=labels[d], yticks=[])
+axes.flat[0].legend(fontsize=8)
+fig.suptitle(f"{ENV_ID}: standardised errors $(y - \\bar\\mu)/\\sigma$ per output (clipped to ±5)")
+mbpo_lib.save_figure(fig, "02_calibration")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# What the table shows on Hopper (full mode, the committed figure), dimension by dimension:
+#
+# - **Holdout:** every output has more than the Gaussian's share inside $\pm 1\sigma$: the
+#   model is under-confident on data like its training data. The angles and $\Delta z$ are the
+#   extreme, with every row inside $\pm 1\sigma$; the velocities are closer to calibrated.
+# - **Policy data:** the angles stay under-confident, but most velocities turn over-confident:
+#   for $\Delta$ x vel, z vel, leg and foot angular velocity only a fifth to a third of the rows
+#   fall inside $\pm 1\sigma$. Off its data the model's $\sigma$ understates its error.
+# - Calibration differs per output and per data set: judge it per dimension, on the data the
+#   rollouts will visit. The holdout MSE shows none of this.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Distribution shift: the model only knows where its data are
@@ -727,18 +824,170 @@ ax.legend(fontsize=9)
 mbpo_lib.save_figure(fig, "02_distribution_shift")
 plt.show()
 
+# %% slideshow={"slide_type": "fragment"}
+for column, data_name in enumerate(("random", "policy")):
+    before, with_random, with_policy = (shift[name][column] for name in shift)
+    print(f"on fresh {data_name} data: random only {before:.4g}, + random {with_random:.4g} "
+          f"({with_random / before:.3g}×), + policy {with_policy:.4g} ({with_policy / before:.3g}×)")
+
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # - Fitted on random actions only, the model is far worse on the policy's transitions than on
-#   random ones: about 13 times on the pendulum (FAST mode), and on Hopper (full mode) thousands
-#   of times (0.013 against 33 in our run). The partly trained hopper hops: its speeds and poses
-#   lie where random flailing, which falls within about 20 steps, never took the data.
+#   random ones (the printout gives the factor). The partly trained policy visits speeds and
+#   poses that random actions never reached.
 # - More random data barely helps there; the policy's own data bring the error on its
-#   transitions down to the level of the random ones. In MBPO the policy keeps moving to new
-#   states, and the model is refitted every 250 steps to follow it: model rollouts start from
-#   the real buffer, i.e. from where the policy has recently been.
+#   transitions down. In MBPO the model is refitted every 250 steps on data that keep moving
+#   with the policy, and rollouts start from the real buffer, where the policy has recently been.
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **The other column.** In the committed full run, adding the policy's data made the error on
+# *random* data worse (printed above). The same capacity now covers more states; the holdout,
+# and so the best epochs and elites, are half policy data; the refit is warm-started and
+# stops on its own schedule. We have not tested which of these matters: one seed and one fit
+# show that it happens, not why. MBPO sees this as well: it cares about the states its rollouts
+# start from, which follow the policy.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## Speed: one batched pass instead of a loop over members
+# ## Summary
+#
+# - An ensemble's predictive variance splits into **aleatoric** (mean of the members'
+#   $\sigma_i^2$) and **epistemic** (variance of their $\mu_i$); only the second grows in gaps
+#   and outside the data.
+# - Members differ by their random start and their **bootstrap** resample (about 63 % distinct
+#   rows each).
+# - The paper's fitting rules: a holdout set, a member improves by > 1 %, stop after more than
+#   5 epochs without any improvement, every member back to its **own** best weights, the 5
+#   lowest holdout errors are the **elites**. The fit report says whether the rule or a cap ended
+#   a fit.
+# - MBPO predicts with **one random elite per row and per step** and samples from it, so
+#   rollouts carry both kinds of uncertainty.
+# - Judge a model per dimension and on fresh data: the holdout MSE is dominated by the large
+#   targets, calibration differs per output, and the model is good only near its data.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ## Exercises
+#
+# 1. **Fill the gap.** Set `GAP = (0.0, 0.0)` (no gap) and rerun the toy cells. What happens to
+#    the epistemic curve, and to the check cell?
+#
+# <details><summary>Solution</summary>
+#
+# The epistemic curve stays low everywhere on $[-1, 1]$ and still rises outside. The check
+# cell's "in the gap" mean is over no points (nan), so its assert fails, as it should.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 2. **No bootstrap.** Train every member on all rows:
+#    `bootstrap = torch.arange(N_TOY).expand(E, -1)`. Compare the epistemic spread.
+#
+# <details><summary>Solution</summary>
+#
+# The epistemic spread inside the data is much smaller; it still rises in the gap and outside,
+# less than before. The random start alone makes members disagree away from the data; the
+# bootstrap adds the disagreement that reflects how thin the data are.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 3. **Predict with the ensemble mean.** In the sampling check, replace `means[member]` by
+#    `ensemble_mean` (every draw centred on the mean of the members). What variance do the draws
+#    have?
+#
+# <details><summary>Solution</summary>
+#
+# The aleatoric term alone: the epistemic term is gone, and in the gap and outside the data the
+# model looks surer than it is.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 4. **Let the rule decide.** In full mode, fit a new `DynamicsModel` (seed 0) on `random_train`
+#    with `max_epochs=250` (a few minutes on a laptop CPU). Did the rule or the cap end it?
+#
+# <details><summary>Solution</summary>
+#
+# Read `stopped_early` from the report and replay the counter as above. Compare the elites'
+# holdout MSE with the 80-epoch fit's: if the rule still has not fired, the paper's rule alone
+# would train longer still on Hopper.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 5. **Batch size and speed** (appendix). Time the batched and the looped forward for 64, 256,
+#    2,000 and 20,000 rows. How does the ratio change with the batch?
+#
+# <details><summary>Solution</summary>
+#
+# On a CPU the ratio is largest for the smallest batch and nears or falls below 1 for the
+# largest: a fixed cost per call (seven calls per layer in the loop, one in the batch) against
+# arithmetic that grows with the rows.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Code exercises, checked
+#
+# Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
+# checker says what is right or wrong (shapes, values against a reference, a hint); it never
+# prints the answer. Reference solutions close the notebook.
+#
+# **A. The bootstrap.** Write `my_bootstrap(n, E, generator)`: row indices `[E, n]`, each row a
+# resample of `range(n)` with replacement, drawn from `generator`.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise A): replace `raise NotImplementedError` with your code.
+def my_bootstrap(n: int, E: int, generator: torch.Generator) -> torch.Tensor:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_bootstrap(my_bootstrap)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **B. The variance decomposition.** Write `my_decomposition(means, variances)`: from the
+# members' means and variances `[E, G]`, return `(aleatoric, epistemic)`, each `[G]`.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise B): replace `raise NotImplementedError` with your code.
+def my_decomposition(means: torch.Tensor, variances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_variance_decomposition(my_decomposition)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **C. Coverage.** Write `my_coverage(y, mean, std, c)`: for rows `[N, D]`, the share of rows
+# whose target lies within $c$ standard deviations of the mean, per output `[D]`.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise C): replace `raise NotImplementedError` with your code.
+def my_coverage(y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, c: float) -> torch.Tensor:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_coverage(my_coverage)
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Speaker notes: start from the right panel of the aleatoric-vs-epistemic figure and ask where
+# the model should be trusted. Then connect it to MBPO: rollouts start at real states, so they
+# begin where the model has data; each step can drift to where it has none, and the random
+# elite makes that drift visible as spread. For the early-stopping figure, point at the stars:
+# one snapshot of the whole ensemble at "the best epoch" would give some members worse weights
+# than they had (a known bug in some reimplementations).
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Speaker notes on the numbers: the holdout errors are mean squared errors on the raw targets,
+# so dimensions with a large spread (Hopper's angular velocities) dominate them, which is why
+# the per-dimension figure divides by each target's spread. The partly trained policy is a
+# short model-free SAC run (notebook 04 explains it); its return is printed above. If asked why
+# the full Hopper fit ends by the cap: show the counter panel; the rule does not fire because
+# some member keeps finding another 1 %, and the paper's code, which has no cap, would keep
+# training.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Appendix: one batched pass instead of a loop over members, timed
 #
 # The peer: each member rebuilt as its own `nn.Sequential` of `nn.Linear` and `nn.SiLU` with the
 # same weights, called one after the other. Same inputs, same outputs (checked), timed with
@@ -769,8 +1018,8 @@ def looped_forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 # %% slideshow={"slide_type": "fragment"}
 def median_seconds(fns, repeats: int) -> list[float]:
-    """Median wall time of each function, timed in turns (a busy moment of a shared machine
-    then hits all of them alike), after one warm-up call each."""
+    """Median wall time of each function, timed in turns (so a slow moment hits all of them
+    alike), after one warm-up call each."""
     times = [[] for _ in fns]
     for fn in fns:
         fn()
@@ -835,75 +1084,44 @@ print(f"{obs.shape[0]} rows: step {1e3 * t_step:.2f} ms, all members then pick {
       f"ratio {t_all / t_step:.2f} (elites used: {sorted(set(info['member'].tolist()))})")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# The ratios above are measured on the machine that ran this notebook; on a shared CPU they
-# move from run to run. What to read from them:
+# The ratios depend on the hardware and move from run to run. What to read from them:
 #
 # - Batching removes a fixed cost per call (one call per layer instead of seven). On a CPU that
 #   matters for small batches; with thousands of rows the arithmetic dominates, and the batched
-#   pass and the loop take about the same time (the loop can even come out ahead).
-# - `step` saves arithmetic itself: one member per row instead of seven, on any device. This
-#   is the saving that counts in MBPO, whose rollouts push 100,000 rows through the model at
-#   every step.
-# - On a GPU, every call launches kernels, so one batched call per layer instead of seven pays
-#   at every batch size; notebook 05 runs there when a GPU is present.
+#   pass and the loop can take about the same time.
+# - `step` saves arithmetic itself: one member per row instead of seven. This is the saving
+#   that counts in MBPO, whose rollouts push 100,000 rows through the model at every step.
+# - We have not timed this on a GPU here.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## Summary
+# ## Solutions
 #
-# - An ensemble's predictive variance splits into **aleatoric** (mean of the members'
-#   $\sigma_i^2$) and **epistemic** (variance of their $\mu_i$); only the second grows in gaps
-#   and outside the data.
-# - Members differ by their random start and their **bootstrap** resample (about 63 % distinct
-#   rows each).
-# - The paper's fitting rules: a holdout set, a member improves by > 1 %, stop after more than
-#   5 epochs without any improvement, every member back to its **own** best weights, the 5
-#   lowest holdout errors are the **elites**.
-# - MBPO predicts with **one random elite per row** and samples from it, so rollouts carry both
-#   kinds of uncertainty.
-# - On real transitions, judge the model per dimension and on fresh data: the holdout MSE is
-#   dominated by the large targets, and the model is good only near the data that trained it.
-# - `GaussianEnsemble` runs all members in one batched pass (checked equal to a loop), and
-#   `DynamicsModel.step` runs only the chosen elite per row.
+# Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
+# reference solutions and run them through the same checkers (this is how CI tests them).
 
-# %% [markdown] slideshow={"slide_type": "subslide"}
-# ## Exercises
-#
-# 1. **Fill the gap.** Set `GAP = (0.0, 0.0)` (no gap) and rerun the toy cells. *A correct answer
-#    shows the epistemic curve low everywhere on $[-1, 1]$ and still rising outside; the check
-#    cell's "in the gap" mean is over no points (nan), so its assert fails, as it should.*
-# 2. **No bootstrap.** Train every member on all rows:
-#    `bootstrap = torch.arange(N_TOY).expand(E, -1)`. *A correct answer reports a much smaller
-#    epistemic spread inside the data (3 to 9 times smaller on our runs) and a smaller but
-#    still clear rise in the gap and outside: the random start alone makes members disagree
-#    away from the data; the bootstrap adds the disagreement that reflects how thin the data are.*
-# 3. **Predict with the ensemble mean.** In the sampling check, replace `means[member]` by
-#    `ensemble_mean` (every draw centred on the mean of the members). *A correct answer finds
-#    the variance of the draws equal to the aleatoric term alone: the epistemic term is gone,
-#    and in the gap and outside the data the model looks surer than it is.*
-# 4. **Let the rule decide.** In full mode, fit a new `DynamicsModel` (seed 0) on `random_train`
-#    with `max_epochs=250` and replay the rule (a few minutes). *A correct answer most likely
-#    shows the counter still not passing 5 by epoch 250 (so it was on our run) while the elites'
-#    holdout MSE keeps creeping down below the 80-epoch value, and concludes that on Hopper the
-#    paper's rule alone trains far longer. With `patience=0` instead, the fit stops at the first
-#    epoch without any improvement, with an elites' holdout MSE no lower than with the default
-#    settings (its epochs are the very same computation, same seed).*
-# 5. **Batch size and speed.** Time the batched and the looped forward for 64, 256, 2,000 and
-#    20,000 rows. *A correct answer finds on a CPU the largest ratio for the smallest batch and
-#    a ratio near or even below 1 for the largest, and explains it: a fixed cost per call (seven
-#    calls per layer in the loop, one in the batch) against arithmetic that grows with the rows.*
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_bootstrap(n, E, generator):
+    return torch.randint(n, (E, n), generator=generator)
 
-# %% [markdown] slideshow={"slide_type": "notes"}
-# Speaker notes: start from the right panel of the aleatoric-vs-epistemic figure and ask where
-# the model should be trusted. Then connect it to MBPO: rollouts start at real states, so they
-# begin where the model has data; each step can drift to where it has none, and the random
-# elite makes that drift visible as spread. For the early-stopping figure, point at the stars:
-# one snapshot of the whole ensemble at "the best epoch" would give some members worse weights
-# than they had (a known bug in some reimplementations).
 
-# %% [markdown] slideshow={"slide_type": "notes"}
-# Speaker notes on the numbers: the holdout errors are mean squared errors on the raw targets,
-# so dimensions with a large spread (Hopper's angular velocities) dominate them, which is why
-# the per-dimension figure divides by each target's spread. The partly trained policy is a
-# short model-free SAC run (notebook 04 explains it); its return is printed above. If asked why the full
-# Hopper fit ends by the cap: show the counter panel; the rule does not fire because some member
-# keeps finding another 1 %, and the paper's code, which has no cap, would keep training.
+feedback = mbpo_lib.exercises.check_bootstrap(reference_bootstrap)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "fragment"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_decomposition(means, variances):
+    return variances.mean(dim=0), means.var(dim=0, unbiased=False)
+
+
+feedback = mbpo_lib.exercises.check_variance_decomposition(reference_decomposition)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "fragment"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_coverage(y, mean, std, c):
+    return ((y - mean).abs() <= c * std).float().mean(dim=0)
+
+
+feedback = mbpo_lib.exercises.check_coverage(reference_coverage)
+assert feedback.ok, feedback
+feedback

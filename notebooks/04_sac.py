@@ -664,12 +664,12 @@ for name, value in first["highest"].items():   # bfloat16's tolerance, whatever 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## `matmul_precision`: what it does where
 #
-# - On the AMD EPYC this series was built on (AVX-512, no AMX), `"medium"` changes no number:
-#   there oneDNN computes in float32, only with AVX-512 code where MKL gives AMD processors AVX2.
-#   `benchmarks/bench_sac.py` (one thread) measured 4.8 ms per update instead of 8.2.
-# - On an Intel CPU with AMX the inputs really are rounded to bfloat16, and on a GPU it means TF32.
-#   `tests/test_precision.py` checks that an update, a model fit and SAC's learning on Pendulum
-#   hold up. The default stays `"highest"`.
+# - What `"medium"` does depends on the hardware: on a GPU it allows TF32 products, on some
+#   CPUs bfloat16 inputs, and on others it changes no number. The rounding error printed above
+#   says which case this machine is.
+# - `tests/test_precision.py` checks that an update, a model fit and SAC's learning on Pendulum
+#   hold up at `"medium"`. The default stays `"highest"`. Timings per machine are in
+#   `benchmarks/README.md`.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Experiment: SAC on Pendulum-v1
@@ -682,8 +682,7 @@ for name, value in first["highest"].items():   # bfloat16's tolerance, whatever 
 # action from the stochastic policy and **one** update. Every `EVAL_EVERY` steps we run 10 (FAST:
 # 3) episodes with the deterministic action. Every setting is MBPO's (learning rates
 # $3\cdot10^{-4}$, $\tau = 0.005$, batch 256, $\alpha$ from 1) except one **deviation**: 64-unit
-# layers instead of 256, so three seeds train in minutes on a CPU. One torch thread: on a busy
-# 2-core machine more threads only wait for each other.
+# layers instead of 256, so the three seeds take about 2 minutes on a laptop CPU.
 
 # %% slideshow={"slide_type": "subslide"}
 STEPS = 1_500 if FAST else 12_000
@@ -770,8 +769,7 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the curves say
 #
-# **Full mode** (the committed figure, 3 seeds × 12,000 steps, about 30 s a seed on one CPU
-# thread):
+# **Full mode** (the committed figure, 3 seeds × 12,000 steps):
 #
 # - the return stays near the random policy's for the first 2,000 steps, climbs between 2,000
 #   and about 6,000, and then holds: the final mean is $-167.6$ (seeds from $-168.6$ to
@@ -803,25 +801,78 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
 #
-# 1. **A longer time limit.** Redo the hand-made example with $T = 1000$. *Correct answer:*
-#    $V = 1/(1 - 0.99 \cdot 0.999) \approx 91.0$ with the wrong mask (100 with the right one):
-#    a longer limit shrinks the bias but never removes it.
+# 1. **A longer time limit.** Redo the hand-made example with $T = 1000$. What value does the
+#    wrong mask give?
+#
+# <details><summary>Solution</summary>
+#
+# $V = 1/(1 - 0.99 \cdot 0.999) \approx 91.0$ with the wrong mask (100 with the right one): a
+# longer limit shrinks the bias but never removes it.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # 2. **The critic first, then the actor.** Change `sac_update` to the CleanRL order: step the
 #    critics, then compute the actor's loss with the *updated* critics. Compare one update with
-#    `mbpo_lib.SAC` as above. *Correct answer:* after the first update the critic loss, critics,
-#    target critics and $\alpha$ still match; the actor's loss does not (it reads the updated
-#    critics), and some actor weights differ by up to about $6\cdot10^{-4}$, twice the
-#    learning rate: Adam's first step moves each weight by about the learning rate times the
-#    sign of its gradient, and for those weights the sign flipped.
+#    `mbpo_lib.SAC` as above. What still matches?
+#
+# <details><summary>Solution</summary>
+#
+# After the first update the critic loss, critics, target critics and $\alpha$ still match;
+# the actor's loss does not (it reads the updated critics), and some actor weights differ by up
+# to about twice the learning rate: Adam's first step moves each weight by about the learning
+# rate times the sign of its gradient, and for those weights the sign flipped.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # 3. **Why the temperature is learned.** Train seed 0 for 12,000 steps with
 #    `learn_alpha=False` ($\alpha = 1$ throughout), first as is, then with `reward_scale=0.05`;
-#    finally with `reward_scale=0.05` and the learned $\alpha$. *Correct answer (our runs, 10
-#    evaluation episodes):* $\alpha = 1$ still learns at scale 1 (about $-180$: rewards of down to
-#    $-16$ a step dwarf an entropy bonus of at most $\log 2 \approx 0.69$); at scale 0.05 the
-#    bonus wins, the entropy stays near that maximum (0.68) and the return near the random
-#    level (about $-1050$); the learned $\alpha$ at scale 0.05 learns again (about $-170$, later
-#    than at scale 1: $\alpha$ has further to fall). A fixed $\alpha$ suits one reward scale; a
-#    target entropy suits them all.
+#    finally with `reward_scale=0.05` and the learned $\alpha$. Compare the returns.
+#
+# <details><summary>Solution</summary>
+#
+# Our runs (10 evaluation episodes): $\alpha = 1$ still learns at scale 1 (about $-180$:
+# rewards down to $-16$ a step dwarf an entropy bonus of at most $\log 2 \approx 0.69$); at
+# scale 0.05 the bonus wins, the entropy stays near that maximum and the return near the
+# random level (about $-1050$); the learned $\alpha$ at scale 0.05 learns again (about $-170$,
+# later than at scale 1: $\alpha$ has further to fall). A fixed $\alpha$ suits one reward
+# scale; a target entropy suits them all.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Code exercises, checked
+#
+# Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
+# checker compares your function with a reference on inputs of its own and names the slip it
+# recognises; it never prints the answer. Reference solutions close the notebook.
+#
+# **A. The squash correction.** Write `my_squash_correction(u)`: $\log(1 - \tanh^2 u)$ for a
+# float32 tensor, finite and accurate even at $|u| = 40$.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise A): replace `raise NotImplementedError` with your code.
+def my_squash_correction(u: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_squash_correction(my_squash_correction)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **B. The critic target.** Write `my_td_target(rew, terminated, truncated, next_q1, next_q2,
+# next_log_pi, alpha, gamma)`: the target $y$ `[B]` from the two target critics' values at
+# $(s', a')$ and $\log\pi(a' \mid s')$, all `[B]`.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise B): replace `raise NotImplementedError` with your code.
+def my_td_target(rew, terminated, truncated, next_q1, next_q2, next_log_pi, alpha, gamma):
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_td_target(my_td_target)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Speaker notes: the one slide to linger on is the tanh correction table; people who have
@@ -830,3 +881,28 @@ plt.show()
 # be mirrored exactly: the noise (copied generator state), the step order (all losses from the
 # same parameters), and the layouts. The terminated/truncated example is worth doing on the
 # board: one mislabelled transition in 200 costs a third of the value.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Solutions
+#
+# Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
+# reference solutions and run them through the same checkers (this is how CI tests them).
+
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_squash_correction(u):
+    return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+
+
+feedback = mbpo_lib.exercises.check_squash_correction(reference_squash_correction)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "fragment"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_td_target(rew, terminated, truncated, next_q1, next_q2, next_log_pi, alpha, gamma):
+    soft_value = torch.minimum(next_q1, next_q2) - alpha * next_log_pi
+    return rew + gamma * (1 - terminated) * soft_value  # truncated rows bootstrap
+
+
+feedback = mbpo_lib.exercises.check_td_target(reference_td_target)
+assert feedback.ok, feedback
+feedback
