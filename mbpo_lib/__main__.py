@@ -36,7 +36,15 @@ from pathlib import Path
 
 import torch
 
-from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
+from .config import (
+    PRESETS,
+    MBPOConfig,
+    apply_overrides,
+    flat_config,
+    parse_override,
+    preset,
+    schedule_variants,
+)
 from .envs import check_env_id, evaluate, near_preset
 from .files import CheckpointWarning, CheckpointWriteError, checkpoint_exists, previous_checkpoint
 from .mbpo import CHECKPOINT_NAME, MBPO, TrainingDivergedError
@@ -100,7 +108,7 @@ TASK_FLAGS = ("env_module", "termination", "reward")
 def _resume_differences(args: argparse.Namespace, run: MBPOConfig) -> list[str]:
     """``"field: run's value -> command line's"`` for each setting the command line gives
     explicitly that differs from the run (flags left out are not compared)."""
-    have = _flat(run.to_dict())
+    have = flat_config(run.to_dict())
     want: dict = {}
     differences = []
     run_algo = "sac" if run.real_ratio == 1.0 else "mbpo"
@@ -124,7 +132,7 @@ def _resume_differences(args: argparse.Namespace, run: MBPOConfig) -> list[str]:
         task_args = argparse.Namespace(**{**vars(args), **{name: getattr(args, name, None) or own[name]
                                                            for name in TASK_FLAGS}})
         try:
-            asked = _flat(_asked_config(task_args, run.env_id, run.seed, run_algo).to_dict())
+            asked = flat_config(_asked_config(task_args, run.env_id, run.seed, run_algo).to_dict())
         except ValueError as error:
             differences.append(f"the command line's settings: {error}")
         else:
@@ -132,22 +140,12 @@ def _resume_differences(args: argparse.Namespace, run: MBPOConfig) -> list[str]:
                           env_kwargs=run.env_kwargs)
             touched = {"rollout_schedule"} if args.schedule is not None else set()
             if args.smoke:
-                touched |= {key for key, value in _flat(base.smoke().to_dict()).items()
-                            if _flat(base.to_dict()).get(key) != value} - {"total_steps"}
+                touched |= {key for key, value in flat_config(base.smoke().to_dict()).items()
+                            if flat_config(base.to_dict()).get(key) != value} - {"total_steps"}
             want.update({key: asked[key] for key in touched if key not in want})
     differences += [f"{key}: {have.get(key, '(no such field)')!r} -> {value!r}"
                     for key, value in sorted(want.items()) if have.get(key) != value]
     return differences
-
-
-def _flat(data: dict, prefix: str = "") -> dict:
-    out: dict = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _load(checkpoint: str | Path, **kwargs) -> MBPO:

@@ -301,6 +301,18 @@ def _lists(value: Any) -> Any:
     return [_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
+def flat_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``MBPOConfig.to_dict()`` flattened: nested fields as ``"ensemble.lr"``, for comparing two
+    configs field by field (``--resume`` and sweeps name each field that differs)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _replace_checked(config: Any, changes: Mapping[str, Any], owner: str) -> Any:
     """``dataclasses.replace`` with a ValueError naming unknown fields instead of a TypeError."""
     names = [f.name for f in dataclasses.fields(config)]

@@ -242,7 +242,7 @@ def make_env(env_id: str, seed: int | None = None, *, preset: bool = True, resca
     return env
 
 
-def _as_action_fn(policy: Any) -> Callable[[np.ndarray], np.ndarray]:
+def as_action_fn(policy: Any) -> Callable[[np.ndarray], np.ndarray]:
     if hasattr(policy, "act"):
         return lambda obs: policy.act(obs, deterministic=True)
     if callable(policy):
@@ -263,7 +263,7 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, **make
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
-    act = _as_action_fn(policy)
+    act = as_action_fn(policy)
     env = make_env(env_id, seed, **make_kwargs)
     returns = []
     try:

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .envs import SUPPORTED_ENVS, make_env
+from .envs import SUPPORTED_ENVS, as_action_fn, make_env
 from .files import atomic_write
 
 if TYPE_CHECKING:   # only for the type hints: rendering needs no model at import time
@@ -309,15 +309,6 @@ def label_frame(frame: np.ndarray, lines: Sequence[str], corner: str = "top-left
 
 # --- episodes --------------------------------------------------------------------------------
 
-def _action_fn(policy: Any) -> Callable[[np.ndarray], np.ndarray]:
-    if hasattr(policy, "act"):
-        return lambda obs: policy.act(obs, deterministic=True)
-    if callable(policy):
-        return policy
-    raise TypeError(f"policy must have act(obs, deterministic=True) or be callable obs -> action, got "
-                    f"{type(policy).__name__}")
-
-
 def _check_count(name: str, value: Any, low: int, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
@@ -420,7 +411,7 @@ def _actions_or_policy(env_id: str, policy: Any, actions: Any) -> tuple[Callable
     if (policy is None) == (actions is None):
         raise ValueError("give exactly one of policy (acted deterministically) and actions [T, act_dim]")
     if actions is None:
-        return _action_fn(policy), None
+        return as_action_fn(policy), None
     act_dim = SUPPORTED_ENVS[env_id].act_dim
     actions = np.asarray(actions, dtype=np.float32)
     if actions.ndim != 2 or actions.shape[1] != act_dim:

@@ -50,7 +50,15 @@ from typing import Any
 
 import numpy as np
 
-from .config import PRESETS, MBPOConfig, apply_overrides, parse_override, preset, schedule_variants
+from .config import (
+    PRESETS,
+    MBPOConfig,
+    apply_overrides,
+    flat_config,
+    parse_override,
+    preset,
+    schedule_variants,
+)
 from .envs import near_preset
 from .files import atomic_write, checkpoint_exists
 from .mbpo import CHECKPOINT_NAME, MBPO, read_metrics
@@ -287,19 +295,9 @@ class SweepRun:
                           termination=self.termination, reward=self.reward)
 
 
-def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def config_differences(have: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
     """``"field: A there, B asked"`` for each field where two ``MBPOConfig.to_dict()`` differ."""
-    a, b = _flat(have), _flat(want)
+    a, b = flat_config(have), flat_config(want)
     return [f"{key}: {a.get(key)!r} there, {b.get(key)!r} asked" for key in sorted(set(a) | set(b))
             if a.get(key) != b.get(key)]
 
