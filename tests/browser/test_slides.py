@@ -328,11 +328,10 @@ LAB_OPENED = """async () => {
 }"""
 
 
-def test_the_clips_play_inline_in_jupyterlab(build, tmp_path, monkeypatch):
+def test_the_clips_play_inline_in_jupyterlab(build, browser, tmp_path, monkeypatch):
     import json
 
     from jupyter_servers import free_port, jupyter_server, wait_until
-    from playwright.sync_api import sync_playwright
 
     require_chromium("jupyter-lab", "jupyter-trust")
     bin_dir = Path(sys.executable).parent
@@ -355,10 +354,9 @@ def test_the_clips_play_inline_in_jupyterlab(build, tmp_path, monkeypatch):
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             *(["--allow-root"] if os.geteuid() == 0 else [])]   # CI containers run as root
     results = {}
-    with jupyter_server(argv, tmp_path, port) as lab, sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    with jupyter_server(argv, tmp_path, port) as lab:   # the module's Chromium (one Playwright per thread)
         for stem in WITH_CLIPS:
-            page = chromium.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.route(lambda url: not url.startswith(lab.url),   # nothing leaves the machine
                        lambda route: route.fulfill(status=200, body=""))
             page.goto(f"{lab.url}lab/tree/{stem}.ipynb", wait_until="domcontentloaded", timeout=60_000)
@@ -370,7 +368,6 @@ def test_the_clips_play_inline_in_jupyterlab(build, tmp_path, monkeypatch):
             results[stem] = page.evaluate(CLIPS_LOADED)
             page.screenshot(path=str(tmp_path / f"lab_{stem}.png"))
             page.close()
-        chromium.close()
     print(f"screenshots in {tmp_path}")
     for stem, clips in results.items():
         assert clips and [clip for clip in clips if not clip["ok"]] == [], (stem, clips)
