@@ -380,6 +380,14 @@ class MBPOConfig:
         monitor_model: measure the model at the end of each epoch on the real steps since its
             last fit and log the ``diag_*`` metrics (True; see :mod:`mbpo_lib.diagnostics`).
             It uses its own generator, so turning it off changes no other number of the run.
+        official_pool_timing: reproduce two timing quirks of the official code (the series'
+            mbpo-reference.md, D1 and D2; False by default): a real episode's rows enter the
+            real buffer only when the episode ends (terminated or truncated), so fits, rollout
+            start states and SAC's real rows see completed episodes only; and SAC updates start
+            only once that buffer holds ``min_pool_size`` rows.
+        min_pool_size: with ``official_pool_timing``, the rows the real buffer must hold before
+            SAC updates (the official code's ``min_pool_size``, 1000 on every task); ignored
+            otherwise.
         seed: seeds the environment, the networks and every generator of the run.
     """
 
@@ -401,6 +409,8 @@ class MBPOConfig:
     checkpoint_every: int = 10
     model_buffer_dtype: str = "float32"
     monitor_model: bool = True
+    official_pool_timing: bool = False
+    min_pool_size: int = 1000
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     env_module: str | None = None
@@ -493,6 +503,10 @@ class MBPOConfig:
                              f"{', '.join(MODEL_BUFFER_DTYPES)}, got {self.model_buffer_dtype!r}")
         if not isinstance(self.monitor_model, bool):
             raise ValueError(f"MBPOConfig.monitor_model must be True or False, got {self.monitor_model!r}")
+        if not isinstance(self.official_pool_timing, bool):
+            raise ValueError("MBPOConfig.official_pool_timing must be True or False, got "
+                             f"{self.official_pool_timing!r}")
+        _check_int(self, "MBPOConfig", "min_pool_size", low=1)
         return self
 
     def _validate_task(self) -> None:

@@ -208,6 +208,7 @@ class MBPO:
         self.last_fit: dict[str, Any] = {}
         self.last_rollout: dict[str, Any] = {}
         self._epoch = _Epoch()
+        self._pending: list[tuple] = []   # official_pool_timing: the running episode's rows
         self._stop_requested = False
         self.last_checkpoint: tuple[Path, int] | None = None   # (file, env step) of the newest save or load
 
@@ -298,9 +299,14 @@ class MBPO:
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         if not (np.isfinite(next_obs).all() and math.isfinite(float(reward))):
             self._stop_on_environment_data(next_obs, reward)
-        self.real.add(self.obs, action, float(reward), next_obs, bool(terminated))  # never truncated
+        row = (self.obs, action, float(reward), next_obs, bool(terminated))   # never truncated
+        if c.official_pool_timing:
+            self._pending.append(row)     # D1: the episode's rows enter the pool when it ends
+        else:
+            self.real.add(*row)
         self.episode_return += float(reward)
         if terminated or truncated:
+            self._flush_pending()
             self.episodes += 1
             self._epoch.episode_returns.append(self.episode_return)
             self.episode_return = 0.0
@@ -309,7 +315,7 @@ class MBPO:
         self.obs = next_obs
         self.env_steps += 1
         timer["env"] += time.perf_counter() - start
-        if training and c.updates_per_step:
+        if training and c.updates_per_step and self._pool_ready():
             start = time.perf_counter()
             sums = self._epoch.sac
             for _ in range(c.updates_per_step):   # no host sync: metrics are summed on the device
@@ -320,6 +326,20 @@ class MBPO:
             self._epoch.sac = sums
             self._epoch.sac_updates += c.updates_per_step
             timer["sac"] += time.perf_counter() - start
+
+    def _flush_pending(self) -> None:
+        """``official_pool_timing``: the finished episode's rows into the real buffer, in order."""
+        if self._pending:
+            obs, act, rew, next_obs, done = (np.stack([np.asarray(r[i]) for r in self._pending])
+                                             for i in range(5))
+            self.real.add_batch(obs, act, rew.astype(np.float32), next_obs, done)
+            self._pending = []
+
+    def _pool_ready(self) -> bool:
+        """SAC may update: always, or with ``official_pool_timing`` once the real buffer holds
+        ``min_pool_size`` rows (D2: on the pendulums the official updates start after step 500)."""
+        c = self.config
+        return not c.official_pool_timing or len(self.real) >= c.min_pool_size
 
     def _check_spaces(self, obs: np.ndarray, after: int) -> None:
         """Stop with :class:`EnvironmentDataError` when a reset changed the observation or action
@@ -373,7 +393,7 @@ class MBPO:
         except Exception as error:   # a broken env: keep the last checkpoint as it is
             raise EnvironmentDataError(f"{message}; resetting the environment failed ({error}); "
                                        f"{self._last_good()}") from None
-        self.obs, self.episode_return = obs, 0.0   # the episode is abandoned, not counted
+        self.obs, self.episode_return, self._pending = obs, 0.0, []   # the episode is abandoned, not counted
         if self.run_dir is not None:
             path = self.save(self.run_dir / CHECKPOINT_NAME)
             saved = (f"; a checkpoint without it was saved in {path} (env step {self.env_steps}, its "
@@ -527,7 +547,7 @@ class MBPO:
             "generator": self.generator.get_state(), "action_rng": self.action_rng.bit_generator.state,
             "env": env_state(self.env), "obs": np.asarray(self.obs).copy(),
             "env_steps": self.env_steps, "episodes": self.episodes, "episode_return": self.episode_return,
-            "k": self.k, "history": self.history, "last_fit": self.last_fit,
+            "k": self.k, "history": self.history, "last_fit": self.last_fit, "pending": list(self._pending),
             "last_rollout": self.last_rollout, "epoch_sums": self._epoch.state_dict(),
             "termination_model": (None if self.termination_model is None
                                   else self.termination_model.state_dict()),
@@ -554,6 +574,7 @@ class MBPO:
         self.history = list(state["history"])
         self.last_fit, self.last_rollout = dict(state["last_fit"]), dict(state["last_rollout"])
         self._epoch.load_state_dict(state["epoch_sums"])
+        self._pending = list(state.get("pending", []))
         if self.termination_model is not None:
             self.termination_model.load_state_dict(state["termination_model"])
 

@@ -248,3 +248,33 @@ def test_cli_overrides_plot_and_clear_errors(tmp_path, capsys):
         main(["train", "--env", "Hopper-v4"])
     assert exit_.value.code == 2
     assert "unknown env id 'Hopper-v4'; did you mean Hopper-v5?" in capsys.readouterr().err
+
+
+def test_official_pool_timing_adds_whole_episodes_and_waits_for_the_pool(tmp_path):
+    # D1: rows enter the real buffer when their episode ends; D2: SAC waits for min_pool_size rows.
+    trainer = MBPO(smoke(official_pool_timing=True, min_pool_size=150))
+    trainer.train(steps=250, progress=False)
+    assert len(trainer.real) + len(trainer._pending) == trainer.env_steps == 250
+    assert len(trainer.real) < 250 and len(trainer._pending) > 0          # an episode still running
+    assert bool(trainer.real.latest(1).terminated[0])                     # the pool ends at an episode end
+    first = trainer.history[0]                                            # steps 100-200: pool grows past 150
+    assert 0 < first["sac_updates"] < trainer.config.updates_per_step * 100
+    idle = MBPO(smoke(official_pool_timing=True, min_pool_size=10_000))
+    idle.train(steps=200, progress=False)
+    assert idle.history[0]["sac_updates"] == 0 and math.isnan(idle.history[0]["critic_loss"])
+    # the running episode's rows are part of the checkpoint: a resumed run equals an uninterrupted one
+    path = trainer.save(tmp_path / CHECKPOINT_NAME)
+    resumed = MBPO.load(path, run_dir=None)
+    assert len(resumed._pending) == len(trainer._pending)
+    resumed.train(progress=False)
+    whole = MBPO(smoke(official_pool_timing=True, min_pool_size=150))
+    whole.train(progress=False)
+    assert comparable(resumed.history) == comparable(whole.history)
+
+
+def test_official_pool_timing_is_off_by_default_and_checked():
+    assert preset(ENV).official_pool_timing is False
+    with pytest.raises(ValueError, match="official_pool_timing must be True or False"):
+        smoke(official_pool_timing=1)
+    with pytest.raises(ValueError, match="min_pool_size must be an int >= 1, got 0"):
+        smoke(min_pool_size=0)
