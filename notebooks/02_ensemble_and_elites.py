@@ -577,7 +577,7 @@ for row, (name, (fit, fit_config)) in zip(axes, fits.items(), strict=True):
 mbpo_lib.save_figure(fig, "02_early_stopping")
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The printout above, read from each fit's report, says which ended each fit.
 #
 # - **Pendulum, small model (top):** the counter climbs past 5 and the rule stops the fit
@@ -830,7 +830,7 @@ for column, data_name in enumerate(("random", "policy")):
     print(f"on fresh {data_name} data: random only {before:.4g}, + random {with_random:.4g} "
           f"({with_random / before:.3g}×), + policy {with_policy:.4g} ({with_policy / before:.3g}×)")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # - Fitted on random actions only, the model is far worse on the policy's transitions than on
 #   random ones (the printout gives the factor). The partly trained policy visits speeds and
 #   poses that random actions never reached.
@@ -838,7 +838,7 @@ for column, data_name in enumerate(("random", "policy")):
 #   transitions down. In MBPO the model is refitted every 250 steps on data that keep moving
 #   with the policy, and rollouts start from the real buffer, where the policy has recently been.
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **The other column.** In the committed full run, adding the policy's data made the error on
 # *random* data worse (printed above). The same capacity now covers more states; the holdout,
 # and so the best epochs and elites, are half policy data; the refit is warm-started and
