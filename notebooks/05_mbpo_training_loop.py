@@ -721,7 +721,7 @@ plt.show()
 #   below 0.01 by step 1,000 and then moved between 0.003 and 0.017; the share of branches that
 #   end in their single step fell from 77 % to 2 % as the policy learned to keep the pole up
 #   (branches now start from real states near upright, which rarely fall within one step).
-# - The whole run took 9.1 minutes on a 2-core CPU that other jobs were sharing.
+# - The whole run took about 9 minutes on a laptop CPU.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Where the time goes
@@ -783,10 +783,9 @@ mbpo_lib.save_figure(fig, "05_time_per_phase")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# - **InvertedPendulum-v5, this CPU** (the run above, one thread, a 2-core machine that other
-#   jobs kept busy): 0.109 s per real step, of which SAC's $G = 10$ updates take 0.089 s (82 %,
-#   9.9 ms an update), the model fits 0.013 s, the rollouts 0.004 s, the environment 0.0006 s
-#   and the monitoring 0.0001 s.
+# - **InvertedPendulum-v5, a laptop CPU** (the run above): 0.109 s per real step, of which
+#   SAC's $G = 10$ updates take 0.089 s (82 %, 9.9 ms an update), the model fits 0.013 s, the
+#   rollouts 0.004 s, the environment 0.0006 s and the monitoring 0.0001 s.
 # - **Hopper-v5, same CPU** (the committed run of notebook 06: 10,000 real steps, the last 5,000
 #   with $G = 20$): 0.168 s per real step over the whole run, **0.335 s per training step**:
 #   SAC 0.216 s (10.8 ms an update), model fits 0.114 s (the first fit on the 5,000 random

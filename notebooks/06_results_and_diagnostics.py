@@ -228,7 +228,7 @@ assert median["mbpo"] * 3 <= median["sac"], "MBPO's median should be at most a t
 # ### A Hopper-v5 run on the CPU
 #
 # The committed run: Hopper-v5 with its preset for 10,000 real steps (5,000 random, then 5
-# epochs of 1,000 steps with $G = 20$), on this repository's 2-core CPU with one thread:
+# epochs of 1,000 steps with $G = 20$), on a laptop CPU:
 #
 # ```bash
 # python -m mbpo_lib train --env Hopper-v5 --steps 10000 --seed 0 --threads 1
