@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from stand_in_models import DriftModel
 from torch.testing import assert_close
 
 from mbpo_lib import theory
@@ -123,18 +124,6 @@ def test_trajectory_windows_cut_an_episode():
     assert torch.equal(w_act[1, :, 0], torch.tensor([2.0, 3.0, 4.0]))
     with pytest.raises(ValueError, match="one more state than actions"):
         theory.trajectory_windows(obs[:-1], act, 3)
-
-
-class DriftModel:
-    """A stand-in model: s' = s + a + bias, deterministic. Its k-step error is k * |bias|."""
-
-    device = torch.device("cpu")
-
-    def __init__(self, bias):
-        self.bias = torch.as_tensor(bias)
-
-    def step(self, obs, act, generator=None, deterministic=False):
-        return obs + act + self.bias, torch.zeros(obs.shape[0]), {}
 
 
 def test_multistep_error_accumulates_a_constant_drift():

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from stand_in_models import DriftModel  # noqa: E402
 
 from mbpo_lib import theory  # noqa: E402
 from mbpo_lib.widgets import (  # noqa: E402
@@ -112,18 +113,6 @@ def test_bound_figure_refuses_bad_values_clearly(settings, message):
 
 
 # --- the measured widget ---------------------------------------------------------------------
-
-class DriftModel:
-    """s' = s + a + bias: its k-step error is k |bias| exactly."""
-
-    device = torch.device("cpu")
-
-    def __init__(self, bias):
-        self.bias = torch.as_tensor(bias)
-
-    def step(self, obs, act, generator=None, deterministic=False):
-        return obs + act + self.bias, torch.zeros(obs.shape[0]), {}
-
 
 @pytest.fixture(scope="module")
 def measured():
