@@ -64,10 +64,13 @@ def fsync_folder(folder: str | Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None],
+                 before_replace: Callable[[], None] | None = None) -> Path:
     """Write ``path`` through ``write(f)`` atomically (see the module docstring); return the path.
 
-    On any error, the temporary file is removed and an existing ``path`` is left as it was.
+    ``before_replace`` runs after the temporary file is complete and fsynced, just before it is
+    renamed over ``path`` (checkpoints move the current file aside there). On any error, the
+    temporary file is removed and an existing ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +81,8 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
             f.flush()
             os.fsync(f.fileno())
             os.fchmod(f.fileno(), new_file_mode())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -101,35 +106,24 @@ def save_checkpoint(state: Any, path: str | Path) -> Path:
     every record are written whatever ``torch.serialization``'s global setting is.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+    def keep_previous() -> None:
+        if path.exists():
+            os.replace(path, previous_checkpoint(path))
+
     crc = torch.serialization.get_crc32_options()
     try:
         torch.serialization.set_crc32_options(True)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-            os.fchmod(f.fileno(), new_file_mode())
-        if path.exists():
-            os.replace(path, previous_checkpoint(path))
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(state, f), before_replace=keep_previous)
     except OSError as error:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         previous = previous_checkpoint(path)
         kept = (f"the checkpoint before it, {path}, is whole" if path.exists() else
                 f"the checkpoint before it is whole as {previous}" if previous.exists() else
                 "no checkpoint was replaced")
         raise CheckpointWriteError(error.errno, f"could not write the checkpoint {path} "
                                    f"({error.strerror or error}); {kept}") from error
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     finally:
         torch.serialization.set_crc32_options(crc)
-    fsync_folder(path.parent)
     return path
 
 
