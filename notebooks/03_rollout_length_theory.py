@@ -412,7 +412,7 @@ def transitions(episodes) -> tuple[torch.Tensor, ...]:
 # The budgets: **InvertedPendulum-v5** in FAST mode (SAC of 64 units a layer), **Hopper-v5**
 # otherwise (the paper's SAC). Eight checkpoints: the first, partway through training, is
 # $\pi_D$; the others follow it at growing distances, so that the shifts start small (the paper
-# reads its slope near $\varepsilon_\pi = 0$). Small networks run fastest on one CPU thread.
+# reads its slope near $\varepsilon_\pi = 0$).
 
 # %% slideshow={"slide_type": "fragment"}
 ENV_ID = "InvertedPendulum-v5" if FAST else "Hopper-v5"
@@ -837,42 +837,147 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
 #
-# 1. **When does Theorem 4.3 say "no rollout"?** For $\gamma = 0.99$ and $\varepsilon_\pi = 0.1$, find
-#    the $\varepsilon_{m'}$ from which `mbpo_lib.optimal_k` returns 0. *A correct answer gives the
-#    value, what `optimal_k` returns exactly there, and why.*
-# 2. **Halve the model error.** Compute `mbpo_lib.optimal_k(0.99, 0.1, 0.045)` and compare it with
-#    `optimal_k(0.99, 0.1, 0.09)`. *A correct answer gives both and explains the difference
-#    with the closed form.*
-# 3. **The slope that kills the rollout.** With the $\varepsilon_m$ and largest $\varepsilon_\pi$
-#    printed for the larger model, from which slope $s$ is $k^\star = 0$? Check with `optimal_k`.
-# 4. **Theorem 4.2 at its best.** With a perfect model ($\varepsilon_m = 0$), how much does one
-#    step add to the gap, in units of $r_{\max}/(1-\gamma)$? Check with `mbpo_lib.relative_gap`.
-# 5. **Twice the guide's error.** For a Euclidean one-step error $\varepsilon = 0.05$, which $L$
-#    gives $e_{15} = 1.5$? Use `geometric_compounding_error` on a grid.
-# 6. **The guide's schedule at Hopper's last epoch.** What does `guide_schedule(125)` give, and
-#    the two library schedules?
-
-# %% [markdown] slideshow={"slide_type": "subslide"}
+# 1. **When does Theorem 4.3 say "no rollout"?** For $\gamma = 0.99$ and $\varepsilon_\pi = 0.1$,
+#    find the $\varepsilon_{m'}$ from which `mbpo_lib.optimal_k` returns 0. *Give the value, what
+#    `optimal_k` returns exactly there, and why.*
+#
 # <details><summary>Solution</summary>
 #
-# 1. From $\varepsilon_{m'} = \varepsilon_\pi = 0.1$ on. Exactly at 0.1 the gaps at $k = 0$ and
-#    $k = 1$ tie (the increment $\varepsilon_{m'} - \gamma^0\varepsilon_\pi$ is 0), and `optimal_k`
-#    gives a tie to the shorter rollout: it returns **0**. Just below, at 0.0999, it returns 1.
-#    The real-valued stationary point `optimal_k_continuous` reaches 0 a little later, at
-#    $\varepsilon_\pi\ln(1/\gamma)/(1-\gamma) \approx 0.1005$.
-# 2. 80 and 11: halving $\varepsilon_{m'}$ adds $\ln 2/\ln(1/\gamma) \approx 69$ steps, the closed
-#    form's $\ln(\varepsilon_\pi/\varepsilon_{m'})/\ln(1/\gamma)$ rounded up.
-# 3. From $s = 1 - \varepsilon_m/\varepsilon_\pi$ on (then $\varepsilon_{m'} \ge \varepsilon_\pi$);
-#    `optimal_k` returns 0 there and a positive $k$ just below it.
-# 4. $2(\varepsilon_m + 2\varepsilon_\pi - \varepsilon_\pi) = 2\varepsilon_\pi$, i.e. 0.2 at
-#    $\varepsilon_\pi = 0.1$: positive even for a perfect model.
-# 5. $L \approx 1.093$ (solve $(L^{15} - 1)/(L - 1) = 30$).
-# 6. 15 (the cap), 15 (appendix) and 12 (official file).
+# From $\varepsilon_{m'} = \varepsilon_\pi = 0.1$ on. Exactly at 0.1 the gaps at $k = 0$ and
+# $k = 1$ tie (the increment $\varepsilon_{m'} - \gamma^0\varepsilon_\pi$ is 0), and `optimal_k`
+# gives a tie to the shorter rollout: it returns 0. Just below, at 0.0999, it returns 1. The
+# real-valued stationary point `optimal_k_continuous` reaches 0 a little later, at
+# $\varepsilon_\pi\ln(1/\gamma)/(1-\gamma) \approx 0.1005$.
 #
 # </details>
 
-# %% slideshow={"slide_type": "skip"}
-# The answer key, checked against the library (run after trying the exercises).
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 2. **Halve the model error.** Compute `mbpo_lib.optimal_k(0.99, 0.1, 0.045)` and compare it
+#    with `optimal_k(0.99, 0.1, 0.09)`. *Give both and explain the difference with the closed
+#    form.*
+#
+# <details><summary>Solution</summary>
+#
+# 80 and 11: halving $\varepsilon_{m'}$ adds $\ln 2/\ln(1/\gamma) \approx 69$ steps, the closed
+# form's $\ln(\varepsilon_\pi/\varepsilon_{m'})/\ln(1/\gamma)$ rounded up.
+#
+# </details>
+#
+# 3. **The slope that kills the rollout.** With the $\varepsilon_m$ and largest
+#    $\varepsilon_\pi$ printed for the larger model, from which slope $s$ is $k^\star = 0$?
+#    Check with `optimal_k`.
+#
+# <details><summary>Solution</summary>
+#
+# From $s = 1 - \varepsilon_m/\varepsilon_\pi$ on (then $\varepsilon_{m'} \ge \varepsilon_\pi$);
+# `optimal_k` returns 0 there and a positive $k$ just below it.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 4. **Theorem 4.2 at its best.** With a perfect model ($\varepsilon_m = 0$), how much does one
+#    step add to the gap, in units of $r_{\max}/(1-\gamma)$? Check with `mbpo_lib.relative_gap`.
+#
+# <details><summary>Solution</summary>
+#
+# $2(\varepsilon_m + 2\varepsilon_\pi - \varepsilon_\pi) = 2\varepsilon_\pi$, i.e. 0.2 at
+# $\varepsilon_\pi = 0.1$: positive even for a perfect model.
+#
+# </details>
+#
+# 5. **Twice the guide's error.** For a Euclidean one-step error $\varepsilon = 0.05$, which $L$
+#    gives $e_{15} = 1.5$? Use `geometric_compounding_error` on a grid.
+#
+# <details><summary>Solution</summary>
+#
+# $L \approx 1.093$ (solve $(L^{15} - 1)/(L - 1) = 30$).
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 6. **The guide's schedule at Hopper's last epoch.** What does `guide_schedule(125)` give, and
+#    the two library schedules?
+#
+# <details><summary>Solution</summary>
+#
+# 15 (the cap), 15 (appendix) and 12 (official file).
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Code exercises, checked
+#
+# Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
+# checker says what is right or wrong (values against `mbpo_lib`, a hint); it never prints the
+# answer. Reference solutions close the notebook.
+#
+# **A. Theorem 4.3's $k^\star$.** Write `my_optimal_k(gamma, eps_pi, eps_m_new)`: the first
+# $k \ge 0$ with $\gamma^k\varepsilon_\pi \le \varepsilon_{m'}$, a whole number (0 when
+# $\varepsilon_{m'} \ge \varepsilon_\pi$). The checker compares it with
+# `mbpo_lib.optimal_k_discrete` on many settings.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise A): replace `raise NotImplementedError` with your code.
+def my_optimal_k(gamma: float, eps_pi: float, eps_m_new: float) -> int:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_optimal_k(my_optimal_k)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **B. The rollout schedule.** Write `my_rollout_schedule(epoch, schedule)` for
+# `schedule = (e0, e1, k0, k1)`: the $k$ of the ramp above,
+# $\lfloor k_0 + p\,(k_1 - k_0)\rfloor$, for any schedule (not only the guide's). The checker
+# tries every official schedule over 400 epochs.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise B): replace `raise NotImplementedError` with your code.
+def my_rollout_schedule(epoch: int, schedule: tuple[int, int, int, int]) -> int:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_rollout_schedule(my_rollout_schedule)
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Speaker notes: close on the chain. TV makes the model's error add up (4.1); charging the
+# worst case for the new policy's states kills every rollout (4.2); measuring how the model's
+# error really grows with the policy shift brings k* back (4.3), and that measurement is the one
+# practitioners can repeat. Exercise 1 is worth doing live: the tie at ε_m′ = ε_π shows that k*
+# is the first k whose increment is not negative.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Solutions
+#
+# Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
+# reference solutions and run them through the same checkers (this is how CI tests them), then
+# check the answers to exercises 1 to 6 against the library.
+
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_optimal_k(gamma, eps_pi, eps_m_new):
+    if eps_m_new >= eps_pi:                 # even the first step costs more than it gains
+        return 0
+    return int(np.ceil(np.log(eps_m_new / eps_pi) / np.log(gamma)))   # first k: γ^k ε_π ≤ ε_m′
+
+
+feedback = mbpo_lib.exercises.check_optimal_k(reference_optimal_k)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "fragment"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_rollout_schedule(epoch, schedule):
+    e0, e1, k0, k1 = schedule
+    progress = min(1.0, max(0.0, (epoch - e0) / (e1 - e0)))
+    return int(k0 + progress * (k1 - k0))   # int() truncates, as the official code
+
+
+feedback = mbpo_lib.exercises.check_rollout_schedule(reference_rollout_schedule)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+# Exercises 1 to 6: the answers above, checked against the library.
 assert mbpo_lib.optimal_k(0.99, 0.1, 0.1) == 0 and mbpo_lib.optimal_k(0.99, 0.1, 0.0999) == 1
 assert abs(0.1 * np.log(1 / 0.99) / 0.01 - 0.1005) < 5e-5
 assert mbpo_lib.optimal_k_continuous(0.99, 0.1, 0.1005) < 0.01 < mbpo_lib.optimal_k_continuous(0.99, 0.1, 0.1)
@@ -887,11 +992,4 @@ L_answer = L_grid[np.argmin([abs(mbpo_lib.geometric_compounding_error(0.05, L, 1
 assert abs(L_answer - 1.093) < 5e-4, L_answer
 assert (guide_schedule(125), mbpo_lib.rollout_schedule(125, appendix),
         mbpo_lib.rollout_schedule(125, mbpo_lib.ROLLOUT_SCHEDULES["Hopper-v5"])) == (15, 15, 12)
-print("every answer in the key agrees with the library")
-
-# %% [markdown] slideshow={"slide_type": "notes"}
-# Speaker notes: close on the chain. TV makes the model's error add up (4.1); charging the
-# worst case for the new policy's states kills every rollout (4.2); measuring how the model's
-# error really grows with the policy shift brings k* back (4.3), and that measurement is the one
-# practitioners can repeat. Exercise 1 is worth doing live: the tie at ε_m′ = ε_π shows that k*
-# is the first k whose increment is not negative.
+print("the answers to exercises 1 to 6 agree with the library")

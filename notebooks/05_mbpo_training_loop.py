@@ -422,7 +422,7 @@ def real_step(run: SimpleNamespace) -> None:
 
 
 # %% slideshow={"slide_type": "subslide"}
-torch.set_num_threads(1)   # small networks on a shared CPU: one thread is fastest
+torch.set_num_threads(1)   # small networks: one thread is fastest
 check_config = mbpo_lib.preset("Hopper-v5").smoke()
 HAND_STEPS = 350           # 100 random steps, then 5 fits (k = 1, 1, 2, 2, 3) and 500 SAC updates
 run = build(check_config)
@@ -709,8 +709,8 @@ mbpo_lib.save_figure(fig, "05_learning_curve")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **What the full run on this repository's CPU did** (the committed figure; FAST mode shows a
-# 400-step smoke run instead):
+# **What the full run did** (the committed figure; FAST mode shows a 400-step smoke run
+# instead):
 #
 # - The evaluation return reached **1000 at step 1,750** (the 500 random steps included) and
 #   stayed at 1000 in every evaluation up to 5,000, ahead of the published runs, which get there
@@ -868,25 +868,132 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 # ## Exercises
 #
 # 1. **The model buffer of Humanoid.** With `mbpo_lib.PRESETS["Humanoid-v5"]`, compute its
-#    model buffer at $k = 25$ in rows and MiB, in float32 and bfloat16. *Correct answer:
-#    $5 \cdot 25 \cdot 100{,}000 \cdot 1 = 12{,}500{,}000$ rows of $(2 \cdot 45 + 17 + 1) \cdot 4 + 1 =
-#    433$ bytes, about 5,162 MiB; in bfloat16 217 bytes a row, about 2,587 MiB.*
+#    model buffer at $k = 25$ in rows and MiB, in float32 and bfloat16.
+#
+# <details><summary>Solution</summary>
+#
+# $5 \cdot 25 \cdot 100{,}000 \cdot 1 = 12{,}500{,}000$ rows of
+# $(2 \cdot 45 + 17 + 1) \cdot 4 + 1 = 433$ bytes, about 5,162 MiB; in bfloat16 217 bytes a
+# row, about 2,587 MiB.
+#
+# </details>
+#
 # 2. **Break the check on purpose.** In `build`, seed the agent with `c.seed` instead of
-#    `c.seed + 1` and rerun the comparison. *Correct answer: the assert fails; the very first
-#    SAC weights already differ (the warm-up rows still agree: random actions do not use the
-#    agent), which shows the check really compares the runs.*
+#    `c.seed + 1` and rerun the comparison.
+#
+# <details><summary>Solution</summary>
+#
+# The assert fails: the very first SAC weights already differ (the warm-up rows still agree:
+# random actions do not use the agent), which shows the check really compares the runs.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # 3. **Fewer updates per step.** Run the full InvertedPendulum-v5 experiment with
-#    `updates_per_step=5`. *A correct answer reports the first step at which the evaluation
-#    return reaches 1000 (or that it does not within 5,000 steps) and the SAC seconds per real
-#    step, which should roughly halve; it compares both with the $G = 10$ run above.*
+#    `updates_per_step=5`. *Report the first step at which the evaluation return reaches 1000
+#    (or that it does not within 5,000 steps) and the SAC seconds per real step, and compare
+#    both with the $G = 10$ run above.*
+#
+# <details><summary>Solution</summary>
+#
+# The SAC seconds per real step should roughly halve: each update costs the same, and there
+# are half as many. The step at which the return reaches 1000 is the measurement to make; it
+# needs more than one seed before it says anything about $G$ (notebook 06 shows how).
+#
+# </details>
+#
 # 4. **Plain SAC with the same loop.** `preset("InvertedPendulum-v5", real_ratio=1.0,
-#    updates_per_step=1, total_steps=5_000)` runs SAC alone (no model is fitted). *A correct
-#    answer shows `model_fits` is 0 in every row and compares its learning curve with MBPO's;
-#    notebook 06 does this comparison over seeds.*
+#    updates_per_step=1, total_steps=5_000)` runs SAC alone. *Show which columns say so, and
+#    compare its learning curve with MBPO's.*
+#
+# <details><summary>Solution</summary>
+#
+# `model_fits` is 0 in every row: with `real_ratio = 1` no model is fitted and no rollout
+# runs. Notebook 06 makes this comparison over 5 seeds.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Code exercises, checked
+#
+# Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
+# checker says what is right or wrong (sizes, values against `mbpo_lib`, a hint); it never
+# prints the answer. Reference solutions close the notebook.
+#
+# **A. SAC's mixed batch.** Write `my_sample_mixed(real, model, real_ratio, batch_size,
+# generator)` without `sample_mixed`: a `mbpo_lib.Batch` of `batch_size` rows, the real share
+# from `real` and the rest from `model`, each drawn with `buffer.sample(n, generator)`; every
+# row real while the model buffer is empty (`len(model) == 0`).
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise A): replace `raise NotImplementedError` with your code.
+def my_sample_mixed(real, model, real_ratio: float, batch_size: int, generator) -> mbpo_lib.Batch:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_mixed_batch(my_sample_mixed)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **B. One step of a branched rollout.** Write `my_rollout_step(model, policy, obs, done_fn,
+# generator)`: act with `policy(obs, generator)`, predict with `model.step(obs, act,
+# generator=generator)`, end branches with `done_fn(obs, act, next_obs)`. Return
+# `((obs, act, rew, next_obs, done), survivors)`: the rows to write, and the states from which
+# the live branches go on. The checker compares with `branched_rollout` on a toy model.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise B): replace `raise NotImplementedError` with your code.
+def my_rollout_step(model, policy, obs: torch.Tensor, done_fn, generator):
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_rollout_step(my_rollout_step)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Speaker notes: spend the time on the loop by hand and the assert after it; it is the whole
 # method in forty lines, and the exact equality shows there is no hidden step in the library.
-# Start the full InvertedPendulum run before the lecture (or show the committed figure): on a
-# shared CPU it takes many minutes. Point out that the SAC updates dominate the time, and that
-# $G$ is a knob of both sample efficiency and wall clock.
+# Start the full InvertedPendulum run before the lecture, or show the committed figure. Point
+# out that the SAC updates dominate the time, and that $G$ is a knob of both sample efficiency
+# and wall clock.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Solutions
+#
+# Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
+# reference solutions and run them through the same checkers (this is how CI tests them).
+
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_sample_mixed(real, model, real_ratio, batch_size, generator):
+    n_real = batch_size if len(model) == 0 else int(batch_size * real_ratio)   # int() truncates
+    if n_real == batch_size:
+        return real.sample(batch_size, generator)
+    real_rows, model_rows = real.sample(n_real, generator), model.sample(batch_size - n_real, generator)
+    return mbpo_lib.Batch(*(torch.cat([a, b]) for a, b in zip(real_rows, model_rows, strict=True)))
+
+
+feedback = mbpo_lib.exercises.check_mixed_batch(reference_sample_mixed)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "fragment"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_rollout_step(model, policy, obs, done_fn, generator):
+    act = policy(obs, generator)                                   # a ~ π(·|ŝ_j)
+    next_obs, rew, _ = model.step(obs, act, generator=generator)   # one elite's sample per row
+    done = done_fn(obs, act, next_obs)
+    return (obs, act, rew, next_obs, done), next_obs[~done]        # all rows written; live ones go on
+
+
+feedback = mbpo_lib.exercises.check_rollout_step(reference_rollout_step)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+# Exercise 1: Humanoid's model buffer at k = 25, checked against the library.
+humanoid = mbpo_lib.PRESETS["Humanoid-v5"]
+humanoid_rows = mbpo_lib.model_buffer_capacity(humanoid, 25)
+sizes = {dtype: mib("Humanoid-v5", humanoid_rows, dtype) for dtype in (torch.float32, torch.bfloat16)}
+assert humanoid_rows == 12_500_000
+assert (round(sizes[torch.float32]), round(sizes[torch.bfloat16])) == (5_162, 2_587)
+print(f"Humanoid-v5 at k = 25: {humanoid_rows:,} rows, {sizes[torch.float32]:,.0f} MiB in float32, "
+      f"{sizes[torch.bfloat16]:,.0f} MiB in bfloat16")

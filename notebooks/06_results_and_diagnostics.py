@@ -183,8 +183,8 @@ assert median["mbpo"] * 3 <= median["sac"], "MBPO's median should be at most a t
 #   **7.3 times** the real steps; at 5,000 steps its median return was 93.
 # - The paper's MBPO curve is at 1000 "from about 3,000 steps"; ours gets there sooner. The
 #   paper's SAC baseline for this task is not in our reference, so the 7.3 is ours alone.
-# - Real steps are not wall-clock time: an MBPO run of 5,000 steps took a median 426 s on one
-#   CPU thread (10 updates per step and a model), a SAC run of 15,000 steps 135 s.
+# - Real steps are not wall-clock time: an MBPO run of 5,000 steps took a median 426 s on a
+#   laptop CPU (10 updates per step and a model), a SAC run of 15,000 steps 135 s.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The method guide's table, the paper, and us
@@ -231,7 +231,7 @@ assert median["mbpo"] * 3 <= median["sac"], "MBPO's median should be at most a t
 # epochs of 1,000 steps with $G = 20$), on a laptop CPU:
 #
 # ```bash
-# python -m mbpo_lib train --env Hopper-v5 --steps 10000 --seed 0 --threads 1
+# python -m mbpo_lib train --env Hopper-v5 --steps 10000 --seed 0
 # ```
 
 # %% slideshow={"slide_type": "subslide"}
@@ -520,10 +520,10 @@ plt.show()
 # The same changes on a task with contacts, where the model is far less accurate: Hopper-v5
 # with its preset for 10,000 real steps (5,000 random, then 5 epochs), seed 0: as it is (the run
 # of Part 2), with $k = 15$ and with $k = 100$ from the start, and with `real_ratio = 0`.
-# Committed runs, 27 to 43 minutes each on one CPU thread:
+# Committed runs, 27 to 43 minutes each on a laptop CPU:
 #
 # ```bash
-# ARGS="--env Hopper-v5 --steps 10000 --seed 0 --threads 1"
+# ARGS="--env Hopper-v5 --steps 10000 --seed 0"
 # python -m mbpo_lib train $ARGS
 # python -m mbpo_lib train $ARGS --set rollout_schedule=[0,1,15,15]
 # python -m mbpo_lib train $ARGS --set rollout_schedule=[0,1,100,100]
@@ -625,6 +625,9 @@ for seed, rows in runs["mbpo"].items():
 #   data do not cover. Watch `diag_one_step_mse` against `model_holdout_mse`: it is the signal
 #   of this failure, and the reason MBPO refits every 250 steps.
 
+# %% slideshow={"slide_type": "skip"}
+shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to keep them for a look
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Debugging MBPO: a checklist from the columns
 #
@@ -658,23 +661,124 @@ for seed, rows in runs["mbpo"].items():
 #
 # 1. **More seeds, wider truth.** With `mbpo_lib.confidence_band`, draw 5 curves from a known
 #    distribution (e.g. a sine plus Gaussian noise of std 1) 1,000 times and count how often
-#    the band covers the true mean. *Correct answer: about 85 % at 5 seeds, not 95 %; about
-#    93 % at 20 seeds.*
-# 2. **How long is too long?** Repeat failure 1 with $k = 3$ and $k = 7$. *A correct answer
-#    plots the final return and the mean rollout length against $k$ and says where, on this
-#    task, longer rollouts stop paying for themselves.*
-# 3. **Some real data.** Repeat failure 2 with `real_ratio` 0.01 and 0.2. *A correct answer
-#    shows the returns of all four ratios at the same budget and relates them to `q_mean`.*
-# 4. **Your own diagnosis.** Train Hopper-v5 for 10,000 steps with `--set ensemble.hidden_dim=50`
-#    and compare its `diag_*` columns with the committed run. *A correct answer names which
-#    columns got worse and by how much, and what that predicts for the return.*
+#    the band covers the true mean. Then do it with 20 curves.
+#
+# <details><summary>Solution</summary>
+#
+# About 85 % at 5 seeds, not 95 %; about 93 % at 20 seeds. The band uses $S$ in place of
+# $S - 1$ and normal quantiles in place of Student's, which matters most for few seeds
+# (`confidence_band`'s docstring, and its tests).
+#
+# </details>
+#
+# 2. **How long is too long?** Repeat failure 1 with $k = 3$ and $k = 7$. *Plot the final
+#    return and the mean rollout length against $k$, and say where, on this task, longer
+#    rollouts stop paying for themselves.*
+#
+# <details><summary>Solution</summary>
+#
+# Compare with failure 1, where $k = 15$ cost one epoch against $k = 1$. A difference of one
+# epoch on one seed ranks nothing: repeat each $k$ with 3 seeds before saying where longer
+# rollouts stop paying. The mean rollout length shows how often the termination function cut
+# a branch short.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# 3. **Some real data.** Repeat failure 2 with `real_ratio` 0.01 and 0.2. *Show the returns of
+#    all four ratios at the same budget and relate them to `q_mean`.*
+#
+# <details><summary>Solution</summary>
+#
+# Compare with failure 2, where 0 and 0.05 both reached 1000, one epoch apart. The signal of
+# too little real data is `q_mean` rising above the preset's while the return does not, as
+# in the Hopper run with `real_ratio = 0`.
+#
+# </details>
+#
+# 4. **Your own diagnosis.** Train Hopper-v5 for 10,000 steps with
+#    `--set ensemble.hidden_dim=50` and compare its `diag_*` columns with the committed run.
+#    *Name the columns that got worse, by how much, and what that predicts for the return.*
+#
+# <details><summary>Solution</summary>
+#
+# What to look for: the per-output `diag_one_step_mse_s*` (the velocities first), the
+# $k$-step errors, and the ratio of fresh-data to holdout error. Worse model columns predict
+# a lower return only through the checklist above; check the prediction against the return.
+#
+# </details>
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Code exercises, checked
+#
+# Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
+# checker says what is right or wrong (shapes, values against `mbpo_lib`, a hint); it never
+# prints the answer. Reference solutions close the notebook.
+#
+# **A. The bootstrap band.** Write `my_bootstrap_band(curves, draws, confidence)`: `curves` is
+# `[S, T]` (one learning curve per seed), `draws` is `[B, S]` (the seeds of $B$ resamples,
+# drawn with replacement). Return `(low, high)`, each `[T]`: the percentile band of the mean
+# over seeds. With the same draws, `mbpo_lib.confidence_band` gives the same band.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise A): replace `raise NotImplementedError` with your code.
+def my_bootstrap_band(curves: np.ndarray, draws: np.ndarray, confidence: float):
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_bootstrap_band(my_bootstrap_band)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **B. The one-step error per output.** Write `my_one_step_mse(model, obs, act, rew, next_obs)`,
+# the `diag_one_step_mse_*` columns: `[1 + obs_dim]`, for the reward and each state dimension
+# the squared error of the elites' predicted means, averaged over the elites and the rows.
+# `model.predict(obs, act)` gives every member's `(mean, logvar)`, each `[E, N, 1 + obs_dim]`
+# (reward first, then $s' - s$); `model.elites` lists the elites. The checker compares with
+# `mbpo_lib.one_step_errors` on a toy ensemble.
+
+# %% slideshow={"slide_type": "fragment"}
+# ✏️ YOUR ANSWER (exercise B): replace `raise NotImplementedError` with your code.
+def my_one_step_mse(model, obs, act, rew, next_obs) -> torch.Tensor:
+    raise NotImplementedError
+
+
+# %% slideshow={"slide_type": "fragment"}
+mbpo_lib.exercises.check_one_step_mse(my_one_step_mse)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Speaker notes: start with the measured curve and the censored-run rule: it is the honest way
 # to compare methods when some runs never succeed. Then show the per-dimension bar chart; ask
 # the room which Hopper dimensions they expect to be hardest (velocities) before revealing it.
-# The failure modes are quick to run live in full mode only if the machine is free; otherwise
-# show the committed figures.
+# In full mode the failure modes take several minutes to run live; show the committed figures
+# when time is short.
 
-# %% slideshow={"slide_type": "skip"}
-shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to keep them for a look
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Solutions
+#
+# Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
+# reference solutions and run them through the same checkers (this is how CI tests them).
+
+# %% slideshow={"slide_type": "subslide"} tags=["solution"] jupyter={"source_hidden": true}
+def reference_bootstrap_band(curves, draws, confidence):
+    means = curves[draws].mean(axis=1)                      # [B, T]: each resample's mean curve
+    tails = [(1 - confidence) / 2, (1 + confidence) / 2]    # 2.5 % and 97.5 % for a 95 % band
+    low, high = np.quantile(means, tails, axis=0)
+    return low, high
+
+
+feedback = mbpo_lib.exercises.check_bootstrap_band(reference_bootstrap_band)
+assert feedback.ok, feedback
+feedback
+
+# %% slideshow={"slide_type": "fragment"} tags=["solution"] jupyter={"source_hidden": true}
+@torch.no_grad()
+def reference_one_step_mse(model, obs, act, rew, next_obs):
+    mean, _ = model.predict(obs, act)                                   # [E, N, 1 + d]
+    target = torch.cat([rew[:, None], next_obs - obs], dim=-1)          # [N, 1 + d]
+    return ((mean[model.elites] - target) ** 2).mean(dim=(0, 1))        # elites and rows
+
+
+feedback = mbpo_lib.exercises.check_one_step_mse(reference_one_step_mse)
+assert feedback.ok, feedback
+feedback

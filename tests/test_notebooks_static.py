@@ -254,13 +254,6 @@ def test_committed_outputs_and_missing_slide_metadata_are_caught(pair_copy):
 
 # --- lesson rules: answers collapsed, exercises that check themselves, no development log ----
 
-# Notebooks being rewritten by another session; they still show answers in plain view or lack
-# checked code exercises. PENDING: the next session finishes them and empties this set.
-EXERCISE_RULES_PENDING = {"03_rollout_length_theory", "05_mbpo_training_loop", "06_results_and_diagnostics"}
-# Notebooks whose lesson text still has development-log remarks (thread and core counts, CPU
-# names): PENDING as well, for the session that finishes 03, 05 and 06.
-DEV_LOG_PENDING = {"03_rollout_length_theory", "05_mbpo_training_loop", "06_results_and_diagnostics"}
-
 SOLUTION_BLOCK = re.compile(r"<details>\s*<summary>\s*Solution\s*</summary>.*?</details>", re.S)
 # How an answer announces itself when it is given in plain view.
 ANSWER_MARKER = re.compile(r"\bcorrect answer\b|^\s*(?:\d+\.\s*)?\**(?:answer|solution)\s*:"
@@ -272,10 +265,6 @@ DEV_LOG = re.compile(
     r"|OpenBLAS|cuBLAS)\b|\b(?:busy|shared) (?:machine|CPU|computer)\b|\bother jobs\b")
 STUDENT_CELL = "✏️ YOUR ANSWER"
 CHECK_CALL = re.compile(r"mbpo_lib\.exercises\.check_\w+\(")
-
-
-def lesson_notebooks(pending: set[str]) -> list[Path]:
-    return [nb for nb in NOTEBOOKS if nb.stem not in pending]
 
 
 def answer_problems(ipynb: Path) -> list[str]:
@@ -338,24 +327,19 @@ def dev_log_problems(ipynb: Path) -> list[str]:
             if c.cell_type == "markdown" for m in DEV_LOG.finditer(c.source)]
 
 
-@pytest.mark.parametrize("ipynb", lesson_notebooks(EXERCISE_RULES_PENDING), ids=lambda p: p.stem)
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_exercise_answers_are_collapsed(ipynb):
     assert answer_problems(ipynb) == []
 
 
-@pytest.mark.parametrize("ipynb", lesson_notebooks(EXERCISE_RULES_PENDING), ids=lambda p: p.stem)
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_code_exercises_check_themselves_and_their_solutions_close_the_notebook(ipynb):
     assert code_exercise_problems(ipynb) == []
 
 
-@pytest.mark.parametrize("ipynb", lesson_notebooks(DEV_LOG_PENDING), ids=lambda p: p.stem)
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_development_log_in_lesson_text(ipynb):
     assert dev_log_problems(ipynb) == []
-
-
-def test_pending_notebooks_exist():
-    stems = {nb.stem for nb in NOTEBOOKS}
-    assert EXERCISE_RULES_PENDING <= stems and DEV_LOG_PENDING <= stems
 
 
 def test_an_answer_in_plain_view_is_caught(pair_copy):
