@@ -98,7 +98,7 @@ def _asked_config(args: argparse.Namespace, env_id: str, seed: int, algo: str) -
     config = preset(env_id, schedule=schedule, **task)
     if args.smoke:
         config = config.smoke()
-    return apply_overrides(config.with_overrides(**overrides), args.set)
+    return apply_overrides(config, args.set, **overrides)
 
 
 # The flags that name a task of your own: MBPOConfig fields of the same names.

@@ -750,10 +750,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), tuple(value) if isinstance(value, list) else value
 
 
-def apply_overrides(config: MBPOConfig, pairs: Sequence[str]) -> MBPOConfig:
-    """``config`` with every ``key=value`` of ``pairs`` (:func:`parse_override`) applied and
-    validated; ``ensemble.<field>`` and ``sac.<field>`` reach the nested configs."""
-    changes: dict[str, Any] = {}
+def apply_overrides(config: MBPOConfig, pairs: Sequence[str], **first: Any) -> MBPOConfig:
+    """``config`` with the field changes ``first`` and then every ``key=value`` of ``pairs``
+    (:func:`parse_override`) applied, validated once at the end; ``ensemble.<field>`` and
+    ``sac.<field>`` reach the nested configs. Validating once lets a pair fix what ``first``
+    alone would refuse (``total_steps=600`` with ``init_exploration_steps=200``)."""
+    changes: dict[str, Any] = dict(first)
     for text in pairs:
         key, value = parse_override(text)
         head, _, field_name = key.partition(".")

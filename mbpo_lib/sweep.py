@@ -207,15 +207,20 @@ def parse_budgets(text: str | None, envs: Sequence[str],
     return budgets
 
 
+# A Gymnasium id: an optional namespace, a name and a version (gymnasium's own pattern, simplified).
+_GYM_ID = re.compile(r"(?:[\w:.-]+/)?[\w:.-]+-v\d+")
+
+
 def parse_env_values(pairs: Iterable[str], what: str, convert: Callable[[str], Any]) -> dict[str, Any]:
     """``ENV=VALUE`` pairs (``--threshold Hopper-v5=3000``) as a dict, the value through
-    ``convert``; ``ENV`` must be a supported environment."""
+    ``convert``; ``ENV`` must be a Gymnasium id (``Name-vN``, a task of your own included)."""
     values: dict[str, Any] = {}
     for text in pairs:
         env, sep, raw = text.partition("=")
         env = env.strip()
-        if not sep or env not in PRESETS:
-            raise ValueError(f"{what} takes ENV=VALUE with ENV one of {', '.join(PRESETS)}; got {text!r}")
+        if not sep or not _GYM_ID.fullmatch(env):
+            raise ValueError(f"{what} takes ENV=VALUE with ENV a Gymnasium id such as "
+                             f"{', '.join(list(PRESETS)[:2])} or MyTask-v0; got {text!r}")
         try:
             values[env] = convert(raw)
         except ValueError:
@@ -256,7 +261,7 @@ def run_config(env_id: str, algo: str, seed: int, *, total_steps: int | None = N
     changes: dict[str, Any] = {"seed": seed, **ALGORITHMS[algo]}
     if total_steps is not None:
         changes["total_steps"] = total_steps
-    return apply_overrides(config.with_overrides(**changes), overrides)
+    return apply_overrides(config, overrides, **changes)
 
 
 @dataclass(frozen=True)

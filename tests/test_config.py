@@ -264,3 +264,16 @@ def test_config_stays_at_the_bottom_and_rollout_only_uses_config():
 def test_every_set_value_is_checked_for_type_finiteness_and_range(pair, message):
     with pytest.raises(ValueError, match=message):
         apply_overrides(preset("InvertedPendulum-v5"), [pair])
+
+
+def test_set_pairs_are_validated_together_with_the_flag_changes():
+    """A budget below the preset's random steps is refused alone, and accepted when a --set pair
+    lowers the random steps in the same command (one validation at the end)."""
+    hopper = preset("Hopper-v5")
+    with pytest.raises(ValueError, match="total_steps"):
+        hopper.with_overrides(total_steps=600)
+    config = apply_overrides(hopper, ["init_exploration_steps=200", "ensemble.max_epochs=7"], total_steps=600)
+    assert (config.total_steps, config.init_exploration_steps, config.ensemble.max_epochs) == (600, 200, 7)
+    # the pairs win over the flag changes where both name a field
+    assert apply_overrides(hopper, ["total_steps=700", "init_exploration_steps=200"],
+                           total_steps=600).total_steps == 700

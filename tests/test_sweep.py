@@ -27,6 +27,7 @@ from mbpo_lib.sweep import (
     WORKER_NAME,
     gpu_share,
     median_steps_to,
+    parse_env_values,
     parse_budgets,
     parse_names,
     parse_seeds,
@@ -133,6 +134,15 @@ def test_cli_errors_name_the_bad_value(tmp_path, capsys):
     assert "no run folders" in capsys.readouterr().err
     assert main(["report", str(tmp_path), "--threshold", "Hopper-v5"]) == 2
     assert "--threshold takes ENV=VALUE" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--threshold", "not an id=3"]) == 2
+    assert "got 'not an id=3'" in capsys.readouterr().err
+
+
+def test_thresholds_take_any_gymnasium_id_a_task_of_your_own_included():
+    assert parse_env_values(["PointBalance-v0=90", "my_pkg/Arm-v2=1.5", "Hopper-v5=3000"], "--threshold",
+                            float) == {"PointBalance-v0": 90.0, "my_pkg/Arm-v2": 1.5, "Hopper-v5": 3000.0}
+    with pytest.raises(ValueError, match="Gymnasium id"):
+        parse_env_values(["PointBalance=90"], "--threshold", float)
 
 
 def test_missing_ray_says_how_to_install_it(monkeypatch):
