@@ -111,26 +111,24 @@ def bound_vs_k_figure(k: int = 3, eps_m: float = 0.04, slope: float = 0.5, eps_p
     at_star = float(relative_gap(k_star, gamma, eps_pi, eps_new))
     depth = max(-at_star, 1e-4)
     with series_style():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [1.25, 1]})
-        left.axhline(0, color="0.5", lw=1, label="k = 0 (no model rollout)")
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 4.4), gridspec_kw={"width_ratios": [1.15, 1]})
+        left.axhline(0, color="0.5", lw=1, label="no rollout")
         left.plot(ks, rel42, color="#CC79A7", ls="--", lw=2,
-                  label=r"Thm 4.2, model error $\varepsilon_m + 2\varepsilon_\pi$: best k = 0")
+                  label="Thm 4.2 (best k = 0)")
         left.plot(ks, rel43, color="black", lw=2.5,
-                  label=rf"Thm 4.3, $\varepsilon_{{m'}} = \varepsilon_m + s\,\varepsilon_\pi"
-                        rf" = {eps_new:.3g}$")
+                  label=rf"Thm 4.3, $\varepsilon_{{m'}} = {eps_new:.3g}$")
         if 1 <= k_star <= k_axis:
             left.axvline(k_star, color="#009E73", ls="--", label=f"k* = {k_star}")
         elif k_star > k_axis:
             left.annotate(f"k* = {k_star} →", xy=(0.98, 0.06), xycoords="axes fraction", ha="right",
-                          color="#009E73", fontsize=11)
+                          color="#009E73")
         left.plot([k], [at_k], "o", color="#D55E00", ms=9, label=f"your k = {k}")
         left.set_xscale("log")
         left.set_yscale("symlog", linthresh=depth)
         top = max(float(np.max(rel42)), float(np.max(rel43)), 10 * depth)
         left.set(xlim=(1, k_axis), ylim=(-2.5 * depth, 2 * top), xlabel="rollout length k (log scale)",
-                 ylabel=f"gap(k) − gap(0), units of {UNITS}",
-                 title="Theorem 4.3 has a best k > 0 when the model is good")
-        left.legend(fontsize=8, loc="upper left", framealpha=0.95)
+                 ylabel=f"gap(k) − gap(0), units of {UNITS}", title="The gap against k")
+        left.legend(loc="upper left", framealpha=0.95)
         _k_star_map(right, eps_new / eps_pi, (eps_m + 2 * eps_pi) / eps_pi, gamma)
         fig.tight_layout()
     return BoundReadout(k=int(k), k_star=int(k_star), k_star_real=float(k_real), eps_m_new=eps_new,
@@ -150,17 +148,17 @@ def _k_star_map(ax, ratio: float, ratio_42: float, gamma: float) -> None:
                          shading="auto")
     ax.set_facecolor("0.88")   # k* = 0: no colour
     ax.axvline(1.0, color="black", lw=1.2)
-    ax.text(1.15, 12, "k* = 0", fontsize=10)
+    ax.text(1.15, 12, "k* = 0")
     ax.plot([ratio], [1 / (1 - gamma)], "o", color="#D55E00", ms=10, mec="white",
-            label="Thm 4.3, your setting")
+            label="Thm 4.3, yours")
     ax.plot([min(ratio_42, 10)], [1 / (1 - gamma)], "X", color="#CC79A7", ms=10, mec="white",
-            label=r"Thm 4.2: $(\varepsilon_m + 2\varepsilon_\pi)/\varepsilon_\pi \geq 2$")
+            label="Thm 4.2 (ratio ≥ 2)")
     ax.set(xscale="log", yscale="log", xlabel=r"$\varepsilon_{m'}/\varepsilon_\pi$ (log scale)",
-           ylabel=r"discount $\gamma$", title="k* of Theorem 4.3 (grey: k* = 0)")
+           ylabel=r"discount $\gamma$", title="Thm 4.3's k* (grey: 0)")
     ticks = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
     ax.set_yticks([1 / (1 - g) for g in ticks], [str(g) for g in ticks])
     ax.minorticks_off()
-    ax.legend(fontsize=8, loc="upper left", framealpha=0.95)
+    ax.legend(loc="upper left", framealpha=0.95)
     ax.figure.colorbar(mesh, ax=ax, label="k*", ticks=levels)
 
 
@@ -255,29 +253,29 @@ def k_vs_error_figure(measured: Mapping[str, KStepRollouts], k: int = 10, dim: i
     name = labels[dim] if labels is not None else f"state[{dim}]"
     t_all = np.arange(m.k_max + 1)
     with series_style():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-        left.plot(t_all, m.true_states[:, dim], color="black", lw=2.2, label="held-out real trajectory")
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 4.4))
+        left.plot(t_all, m.true_states[:, dim], color="black", lw=2.2, label="real")
         for i, path in enumerate(m.rollouts):
             left.plot(t_all[:k + 1], path[:k + 1, dim], color="#0072B2", lw=1, alpha=0.55,
-                      label=f"model, {len(m.rollouts)} sampled rollouts" if i == 0 else None)
+                      label=f"{len(m.rollouts)} model samples" if i == 0 else None)
         left.plot(t_all[:k + 1], m.mean_rollout[:k + 1, dim], color="#D55E00", ls="--", lw=1.8,
-                  label="model, elite means")
+                  label="elite means")
         left.axvline(k, color="0.5", ls=":")
-        left.set(xlabel="step t", ylabel=name, title=f"{data}: {k}-step rollouts, same start, same actions")
-        left.legend(fontsize=8, loc="upper left", framealpha=0.9)
+        left.set(xlabel="step t", ylabel=name, title=f"{data}: {k} steps")
+        left.legend(loc="upper left", framealpha=0.9)
         ks = m.fits.k
-        right.plot(ks, m.errors, "o-", ms=3, color="black", label=f"measured ({m.windows} windows)")
+        right.plot(ks, m.errors, "o-", ms=3, color="black", label="measured")
         # plain-text labels: mathtext would add a fifth to every redraw
         right.plot(ks, m.fits.affine(ks), "--", color="#009E73",
-                   label=f"affine a + b·k (misfit {m.fits.affine_misfit:.0%})")
+                   label=f"affine ({m.fits.affine_misfit:.0%} off)")
         right.plot(ks, m.fits.geometric(ks), ":", lw=2.5, color="#CC79A7",
-                   label=f"geometric, L = {m.fits.lipschitz:.2f} (misfit {m.fits.geometric_misfit:.0%})")
+                   label=f"geometric ({m.fits.geometric_misfit:.0%} off)")
         right.plot([k], [m.errors[k - 1]], "o", color="#D55E00", ms=9, label=f"your k = {k}")
-        right.set(xlabel="rollout length k", ylabel="mean Euclidean error ‖ŝₖ − sₖ‖",
-                  title="k-step error, sampled rollouts", ylim=(0, None))
-        right.legend(fontsize=8, loc="upper left", framealpha=0.9)
+        right.set(xlabel="rollout length k", ylabel="mean error ‖ŝₖ − sₖ‖",
+                  title=f"k-step error, {m.windows} windows", ylim=(0, None))
+        right.legend(loc="upper left", framealpha=0.9)
         # a fixed layout: tight_layout's extra layout pass was a third of each redraw
-        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.22)
+        fig.subplots_adjust(left=0.1, right=0.98, bottom=0.14, top=0.92, wspace=0.3)
     return KErrorReadout(data=data, k=int(k), dim=int(dim), error=float(m.errors[k - 1]),
                          affine=float(m.fits.affine(k)), geometric=float(m.fits.geometric(k)),
                          lipschitz=m.fits.lipschitz, verdict=m.fits.verdict(), figure=fig)

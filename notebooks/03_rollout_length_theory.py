@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,6 +15,13 @@
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 03 · How long may a model rollout be?
+# <!-- slide
+# - Model error adds up **linearly** in TV: Theorem 4.1's $(1-\gamma)^{-2}$
+# - Theorem 4.2: always $k^\star = 0$
+# - Measured: how fast the model's error grows as the policy moves
+# - Theorem 4.3: $k^\star > 0$ when that growth is slow
+# - A learned ensemble's k-step error; official schedules
+# -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/03_rollout_length_theory.ipynb)
 #
@@ -62,6 +69,10 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Sources
+# <!-- slide
+# - Janner, Fu, Zhang and Levine 2019, Section 4: Theorems 4.1 to 4.3 and Figure 1
+# - Where the method guide simplifies, the paper's statements replace it
+# -->
 #
 # This lesson teaches Section 4 of the paper (Janner, Fu, Zhang and Levine, *When to Trust Your
 # Model: Model-Based Policy Optimization*, NeurIPS 2019): Theorems 4.1, 4.2 and 4.3 and the
@@ -74,6 +85,21 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Model error as a TV distance: why it adds up linearly
+# <!-- slide
+# - $D_{TV}(p, q) = \tfrac12\int|p - q|$: how much probability sits on wrong states
+#
+# $$
+# D_{TV}(d_{t+1}, \hat d_{t+1}) \le D_{TV}(d_t, \hat d_t) + \varepsilon
+# \quad\Longrightarrow\quad D_{TV}(d_t, \hat d_t) \le t\,\varepsilon
+# $$
+#
+# - A Markov kernel never increases a TV distance: no Lipschitz constant
+#
+# $$
+# \sum_{t \ge 0}\gamma^t\, t\,\varepsilon = \frac{\gamma\,\varepsilon}{(1-\gamma)^2}
+# \qquad\text{Theorem 4.1's model term}
+# $$
+# -->
 #
 # The paper measures errors as **total-variation** (TV) distances,
 # $D_{TV}(p, q) = \tfrac12\int|p - q| \in [0, 1]$. Run the policy in the real dynamics $p$ and in
@@ -100,6 +126,11 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### From scratch: two small Markov chains
+# <!-- slide
+# - Both state distributions, exactly, under a real $P$ and a model $\hat P$
+# - **Conveyor**: a ring of 200 states; an error is never undone
+# - **Mixing chain**: 30 states; early errors are forgotten
+# -->
 #
 # Both state distributions, computed exactly step by step, for a "real" kernel $P$ and a
 # "model" $\hat P$ that misplaces probability $\varepsilon$ (the worst row's TV error):
@@ -144,6 +175,11 @@ print(f"Σ γ^t t ε = {partial_sum:.3f} = γε/(1-γ)² = {mbpo_lib.discounted_
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The Euclidean picture beside it
+# <!-- slide
+# - Euclidean: $e_{t+1} \le L\,e_t + \varepsilon$, so $e_k \le \varepsilon\,(L^k - 1)/(L - 1)$
+# - **TV**: linear whatever the dynamics; what a bound on returns needs
+# - **Euclidean**: what a rollout can measure; geometric when dynamics stretch
+# -->
 #
 # Notebook 00 measured error differently: the *distance* between the model's state and the real
 # one, $e_t = \|\hat s_t - s_t\|$, along one trajectory. If the model's map stretches distances
@@ -160,23 +196,27 @@ print(f"Σ γ^t t ε = {partial_sum:.3f} = γε/(1-γ)² = {mbpo_lib.discounted_
 #   faster than linearly.
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 3.9))
 for name, (eps_chain, tv) in chains.items():
-    line, = left.plot(t, tv, "o-", ms=3, label=rf"{name} chain: $D_{{TV}}(d_t, \hat d_t)$")
+    line, = left.plot(t, tv, "o-", ms=3, label=name)
     left.plot(t, np.minimum(t * eps_chain, 1), "--", color=line.get_color(), lw=1,
-              label=rf"its bound $\min(t\varepsilon, 1)$, $\varepsilon = {eps_chain:.2f}$")
-left.set(xlabel="step t", ylabel="TV distance", title="TV: per-step errors add, at most linearly")
+              label=rf"bound $t\varepsilon$, $\varepsilon = {eps_chain:.2f}$")
+left.set(xlabel="step t", ylabel=r"$D_{TV}(d_t, \hat d_t)$", title="TV: at most linear")
 left.legend()
 ks = np.arange(0, 31)
 for L in (0.8, 1.0, 1.1):
     right.plot(ks, mbpo_lib.geometric_compounding_error(0.05, L, ks), label=f"$L = {L}$")
 right.set(xlabel="step k", ylabel=r"bound on $\|\hat s_k - s_k\|$",
-          title=r"Euclidean, $\varepsilon = 0.05$: geometric in $L$", ylim=(0, 3))
+          title=r"Euclidean, $\varepsilon = 0.05$", ylim=(0, 3))
 right.legend()
 mbpo_lib.save_figure(fig, "03_compounding_error")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Both chains stay below $t\varepsilon$; the conveyor follows it closely
+# - The mixing chain forgets early errors and levels off
+# -->
 # Both chains stay below $t\varepsilon$. On the conveyor, where no error is ever undone, the TV
 # distance is $1 - (1 - \varepsilon)^t$: it follows $t\varepsilon$ closely at first, so the linear
 # bound is tight. The mixing chain forgets early errors, and its distance levels off. The
@@ -185,6 +225,17 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Theorem 4.1: rollouts of the full horizon
+# <!-- slide
+# - $\varepsilon_\pi$: policy shift; $\varepsilon_m$: model error on the data's states
+#
+# $$
+# \eta[\pi] \;\ge\; \hat\eta[\pi] - \Big[
+# \frac{2\gamma r_{\max}(\varepsilon_m + 2\varepsilon_\pi)}{(1-\gamma)^2}
+# + \frac{4 r_{\max}\varepsilon_\pi}{1-\gamma}\Big]
+# $$
+#
+# - At $\gamma = 0.99$ the model error is multiplied by about $2 \cdot 10^4\, r_{\max}$
+# -->
 #
 # > **You should know: the paper's quantities (Janner et al. 2019, Section 4)**
 # >
@@ -208,6 +259,23 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Theorem 4.2: branched rollouts never pay off
+# <!-- slide
+# - $k$-step rollouts **branched** from real states
+#
+# $$
+# \eta[\pi] \;\ge\; \eta^{\mathrm{branch}}[\pi] - 2 r_{\max}\Big[
+# \underbrace{\frac{\gamma^{k+1}\varepsilon_\pi}{(1-\gamma)^2}
+# + \frac{\gamma^{k}\varepsilon_\pi}{1-\gamma}}_{\text{falls with } k}
+# + \underbrace{\frac{k}{1-\gamma}\,(\varepsilon_m + 2\varepsilon_\pi)}_{\text{rises with } k}\Big]
+# $$
+#
+# $$
+# \text{gap}(k+1) - \text{gap}(k)
+# \;\ge\; \frac{2r_{\max}}{1-\gamma}\,(\varepsilon_m + \varepsilon_\pi) \;>\; 0
+# $$
+#
+# - Every step makes the bound worse: $k^\star = 0$
+# -->
 #
 # MBPO does not roll out from the start: it **branches** $k$-step rollouts from states of the
 # real data. The paper's first bound for the return $\eta^{\mathrm{branch}}$ of such rollouts:
@@ -243,6 +311,10 @@ print(f"Theorem 4.2: best k = 0 in all {len(settings)} settings (γ, ε_π, ε_m
 print(f"even a perfect model (ε_m = 0, ε_π = 0.1, γ = 0.99): one step costs {step:.2f} r_max/(1-γ)")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - The culprit: the worst-case charge $\varepsilon_m + 2\varepsilon_\pi$ per step
+# - How much worse does the model really get as the policy moves? Measure it
+# -->
 # The culprit is the $2\varepsilon_\pi$ in the model term: Theorem 4.2 charges the model's error on
 # the *new* policy's states as if it were the worst case, $\varepsilon_m + 2\varepsilon_\pi$. That
 # charge alone outweighs what a step gains. Whether branched rollouts can be justified depends
@@ -250,6 +322,20 @@ print(f"even a perfect model (ε_m = 0, ε_π = 0.1, γ = 0.99): one step costs 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Theorem 4.3: the model's error under the new policy
+# <!-- slide
+# - Measured, to first order: $\varepsilon_{m'} \approx \varepsilon_m + s\,\varepsilon_\pi$
+#
+# $$
+# \eta[\pi] \;\ge\; \eta^{\mathrm{branch}}[\pi] - 2 r_{\max}\Big[
+# \frac{\gamma^{k+1}\varepsilon_\pi}{(1-\gamma)^2} + \frac{\gamma^{k}\varepsilon_\pi}{1-\gamma}
+# + \frac{k}{1-\gamma}\,\varepsilon_{m'}\Big]
+# $$
+#
+# $$
+# k^\star = \max\Big(0, \Big\lceil \frac{\ln(\varepsilon_{m'}/\varepsilon_\pi)}{\ln\gamma} \Big\rceil\Big),
+# \qquad k^\star > 0 \iff s < 1 - \frac{\varepsilon_m}{\varepsilon_\pi}
+# $$
+# -->
 #
 # Replace the worst case by the model's actual error on the new policy's states,
 # $\varepsilon_{m'}$, approximated to first order in the policy shift:
@@ -277,12 +363,21 @@ print(f"even a perfect model (ε_m = 0, ε_π = 0.1, γ = 0.99): one step costs 
 # $$
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - $k^\star \approx \ln(\varepsilon_\pi/\varepsilon_{m'})/(1-\gamma)$: the horizon times the log
+#   of the error ratio
+# - A small slope $s$ is what makes $k^\star > 0$
+# -->
 # $k^\star$ depends only on the ratio $\varepsilon_{m'}/\varepsilon_\pi$ and on $\gamma$; for $\gamma \to 1$,
 # $k^\star \approx \ln(\varepsilon_\pi/\varepsilon_{m'})/(1-\gamma)$: the horizon times the *log* of the
 # error ratio. A small slope $s$ is what makes $k^\star > 0$.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Theorem 4.3 from scratch
+# <!-- slide
+# - The gap at every $k$ up to 2000, its argmin, and `optimal_k`
+# - $\gamma = 0.99$, $\varepsilon_\pi = 0.1$, $\varepsilon_m = 0.04$, $s = 0.5$, $r_{\max} = 1$
+# -->
 #
 # The gap for every $k$ up to a long horizon, its argmin, and the library's `optimal_k`
 # (default `k_max` 10,000: it clips $k^\star$ only beyond that, and then returns `k_max`). The
@@ -317,6 +412,10 @@ for _ in range(50):                  # 50 random settings: closed form == argmin
 print("50 random settings: argmin == optimal_k == the closed form")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - No return exceeds 100, yet the gap is in the thousands
+# - Read the bound for its **direction**: which $k$ it prefers, and what moves it
+# -->
 # How loose is the bound? With $r_{\max} = 1$ no return exceeds $r_{\max}/(1-\gamma) = 100$, yet
 # the from-scratch gap is in the thousands at every $k$: the bound says nothing about *this*
 # policy's return. That is why we plot the gap relative to $k = 0$, in units of $r_{\max}/(1-\gamma)$,
@@ -324,6 +423,11 @@ print("50 random settings: argmin == optimal_k == the closed form")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The empirical step: how fast does the model's error grow as the policy moves?
+# <!-- slide
+# - The paper's Figure 1: a model of $\pi_D$'s data, tested on policies ever farther away
+# - Ours: SAC checkpoints, the policy shift and the model's error on each one's data
+# - The slope $s = d\varepsilon_{m'}/d\varepsilon_\pi$
+# -->
 #
 # The paper's Figure 1 trains a model on data of one policy $\pi_D$, evaluates it without
 # retraining on data of policies at increasing distance from $\pi_D$, and finds the error rising
@@ -409,6 +513,10 @@ def transitions(episodes) -> tuple[torch.Tensor, ...]:
             torch.cat([r for _, _, r in episodes]), torch.cat([s[1:] for s, _, _ in episodes]))
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Eight SAC checkpoints: the first is $\pi_D$, the others ever farther from it
+# - Small shifts first: the paper reads its slope near $\varepsilon_\pi = 0$
+# -->
 # The budgets: **InvertedPendulum-v5** in FAST mode (SAC of 64 units a layer), **Hopper-v5**
 # otherwise (the paper's SAC). Eight checkpoints: the first, partway through training, is
 # $\pi_D$; the others follow it at growing distances, so that the shifts start small (the paper
@@ -442,6 +550,10 @@ print({c: round(float(np.mean([len(a) for _, a, _ in eps])), 1) for c, eps in ev
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The policy shift, measured
+# <!-- slide
+# - TV and KL between the Gaussians before the tanh, which changes neither
+# - Both policies at the states $\pi_j$ visited; a mean, not the paper's max
+# -->
 #
 # SAC's policy is a tanh-squashed Gaussian. TV and KL are unchanged by the invertible tanh, so we
 # compare the two Gaussians before it: KL in closed form, TV by Monte Carlo,
@@ -466,6 +578,11 @@ assert shift_tv[0] < 1e-4 and shift_kl[0] < 1e-6   # π_D against itself: zero u
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The model's error on each policy's data
+# <!-- slide
+# - A Gaussian against a deterministic simulator: TV is always 1
+# - Instead: the normalised one-step error $\sqrt{\tfrac1d\sum_j \mathrm{MSE}_j/\sigma_j^2}$
+# - On $\pi_D$'s data it stands in for $\varepsilon_m$, on $\pi_j$'s for $\varepsilon_{m'}$
+# -->
 #
 # The model's error should be measured on the same footing as the shift, but the TV distance
 # between a Gaussian prediction and a deterministic simulator is always 1, so we use what can be
@@ -525,19 +642,19 @@ for n in N_TRAIN:
           f"R² = {fits[n].r2:.2f}")
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3))
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 4.0))
 for n, color in zip(N_TRAIN, ("#E69F00", "#0072B2"), strict=True):
-    left.plot(shift_tv, eps_measured[n], "o", color=color, label=f"trained on {n} transitions of $\\pi_D$")
+    left.plot(shift_tv, eps_measured[n], "o", color=color, label=f"{n} transitions")
     x = np.linspace(0, shift_tv.max(), 50)
-    left.plot(x, fits[n](x), "-", color=color, alpha=0.7, label=f"fit: slope $s$ = {fits[n].slope:.2f}")
-    right.plot(shift_kl, eps_measured[n], "o-", color=color, label=f"{n} transitions")
-left.set(xlabel=r"policy shift $\varepsilon_\pi$: mean TV from $\pi_D$",
-         ylabel=r"normalised one-step error ($\varepsilon_{m'}$)", title=f"{ENV_ID}: error vs policy shift")
-right.set(xlabel=r"mean KL$(\pi_D \,\|\, \pi_j)$ (the paper's axis)", ylabel="normalised one-step error",
-          title="The same points against KL")
+    left.plot(x, fits[n](x), "-", color=color, alpha=0.7, label=f"slope {fits[n].slope:.2f}")
+    right.plot(shift_kl, eps_measured[n], "o-", color=color)
+left.set(xlabel=r"mean TV from $\pi_D$ ($\varepsilon_\pi$)", ylabel=r"normalised error ($\varepsilon_{m'}$)",
+         title=f"{ENV_ID.removesuffix('-v5')}: error vs shift")
+right.set(xlabel=r"mean KL$(\pi_D \,\|\, \pi_j)$", ylabel="normalised error",
+          title="The same against KL")
 for ax in (left, right):
     ax.set_ylim(0, None)
-    ax.legend(fontsize=9)
+left.legend()
 mbpo_lib.save_figure(fig, "03_model_error_vs_policy_shift")
 plt.show()
 
@@ -553,6 +670,11 @@ for n in N_TRAIN:
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the slope says
+# <!-- slide
+# - Hopper: the error rises with the shift at a slope of about 0.4
+# - More data lowered the error at zero shift; one run each, so not the slope
+# - Read as a TV slope: $k^\star \approx 23$; Theorem 4.2 says 0
+# -->
 #
 # - **Full mode, Hopper-v5** (the committed figure): the error rises with the shift at a slope of
 #   about 0.4 for both models (0.43 with 2,500 transitions, 0.40 with 10,000), and more data
@@ -571,6 +693,10 @@ for n in N_TRAIN:
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The trade-off, drawn
+# <!-- slide
+# - Both theorems' gaps against $k$, relative to no rollout, in units of $r_{\max}/(1-\gamma)$
+# - Right: $k^\star$ over the error ratio and $\gamma$ (grey: $k^\star = 0$)
+# -->
 #
 # `mbpo_lib.bound_vs_k_figure` draws both theorems' gaps relative to no rollout, in units of the
 # largest return $r_{\max}/(1-\gamma)$, against $\log k$ up to 500, with the measured
@@ -591,6 +717,11 @@ bound
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Try it with the widget
+# <!-- slide
+# - Raise $s$ until $\varepsilon_{m'} \ge \varepsilon_\pi$: $k^\star$ drops to 0
+# - Halve $\varepsilon_{m'}$: $k^\star$ grows by $\ln 2/(1-\gamma) \approx 69$
+# - Lower $\gamma$ to 0.95: $k^\star$ shrinks with the horizon
+# -->
 #
 # Run the cell above in Jupyter or Colab (the sliders act on release; hover a slider for its
 # meaning). It starts at our measured numbers. Things to try, each printed below for the
@@ -618,6 +749,11 @@ for label, change in (("defaults", {}), ("slope 0.6 (ε_m′ = ε_π)", {"slope"
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Measured: how a learned ensemble's k-step error grows
+# <!-- slide
+# - Euclidean error $e_k = \mathbb{E}\,\|\hat s_k - s_k\|$ of open-loop, sampled rollouts
+# - Two models: random data only, and random plus policy data
+# - Held-out windows of $K$ steps from the last policy's episodes
+# -->
 #
 # Theorem 4.3 is about TV errors; what we can watch on a rollout is the **Euclidean** error
 # $e_k = \mathbb{E}\,\|\hat s_k - s_k\|$ of open-loop rollouts: from a real state, feed the real
@@ -662,16 +798,16 @@ for name, data in training_sets.items():
           f"{fit.geometric_misfit:.0%} (L = {fit.lipschitz:.2f}): {fit.verdict()}")
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.5), sharey=True)
 ks = np.arange(1, K + 1)
 for ax, (name, m) in zip(axes, measured.items(), strict=True):
-    ax.plot(ks, m.errors, "o-", ms=3, color="black", label="measured, sampled rollouts")
-    ax.plot(ks, m.fits.affine(ks), "--", label=f"affine $a + bk$, misfit {m.fits.affine_misfit:.0%}")
+    ax.plot(ks, m.errors, "o-", ms=3, color="black", label="measured")
+    ax.plot(ks, m.fits.affine(ks), "--", label=f"affine, {m.fits.affine_misfit:.0%} off")
     ax.plot(ks, m.fits.geometric(ks), ":", lw=2.5,
-            label=f"geometric, $L = {m.fits.lipschitz:.2f}$, misfit {m.fits.geometric_misfit:.0%}")
-    ax.set(xlabel="rollout length k", ylabel=r"mean Euclidean error $\|\hat s_k - s_k\|$", ylim=(0, None),
-           title=f"{ENV_ID}, model on {name} data")
-    ax.legend(fontsize=9)
+            label=f"geometric, {m.fits.geometric_misfit:.0%} off")
+    ax.set(xlabel="rollout length k", ylim=(0, None), title=f"model of {name} data")
+    ax.legend()
+axes[0].set_ylabel(r"mean $\|\hat s_k - s_k\|$")
 mbpo_lib.save_figure(fig, "03_measured_error_vs_k")
 plt.show()
 
@@ -686,6 +822,12 @@ for name, m in measured.items():
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the measurement says
+# <!-- slide
+# - Hopper, with policy data: $e_1 \approx 0.45$, about 3.5 at $k = 50$
+# - Neither the affine nor the geometric law fits within 10 %
+# - Random data only: twice as wrong at $k = 1$, 62 times at $k = 50$
+# - Fit, report the misfit, say when neither fits
+# -->
 #
 # - **Full mode, Hopper-v5** (the committed figures): the model that has seen the policy's data
 #   starts at $e_1 \approx 0.45$ and reaches about 3.5 after 50 steps, its growth slowing from
@@ -703,6 +845,10 @@ for name, m in measured.items():
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The measured k-vs-error widget
+# <!-- slide
+# - A held-out real window against 8 sampled model rollouts: same start, same actions
+# - Right: the error curve with both fits
+# -->
 #
 # `mbpo_lib.k_vs_error_figure` shows, for one model, a held-out real window against 8 sampled
 # rollouts of the model (and the elite-mean rollout) from the same start with the same actions,
@@ -737,6 +883,11 @@ measured_widget
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Try the measured widget
+# <!-- slide
+# - **random only**: rollouts leave the real path within a few steps
+# - **k to the end**: where do the samples fan out?
+# - **state dim**: positions integrate the velocities
+# -->
 #
 # - **data = random only**: the model has never seen the policy's states; watch its rollouts
 #   leave the real trajectory within a few steps, and compare the right panel's scale with the
@@ -747,6 +898,15 @@ measured_widget
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Rollout schedules: $k$ grows with training
+# <!-- slide
+# $$
+# k = \big\lfloor k_0 + p\,(k_1 - k_0) \big\rfloor, \qquad
+# p = \min\big(1, \max(0, e - e_0)/(e_1 - e_0)\big)
+# $$
+#
+# - Short rollouts while the model is poor, longer as it improves
+# - The method guide ends every ramp at epoch 100
+# -->
 #
 # MBPO does not fix $k$. After each model fit it sets
 # $k = \big\lfloor k_0 + p\,(k_1 - k_0) \big\rfloor$ with progress
@@ -774,24 +934,27 @@ for e in (60, 100, 125, 150):
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 epochs = np.arange(0, 321)
-fig, ax = plt.subplots(figsize=(12, 4.5))
+fig, ax = plt.subplots(figsize=(8.2, 4.6))
 constant = [name for name, s in mbpo_lib.ROLLOUT_SCHEDULES.items() if s.min_k == s.max_k]
 for name, schedule in mbpo_lib.ROLLOUT_SCHEDULES.items():
     if name not in constant:   # Hopper's official line drawn on top of the appendix one
         ks_e = [mbpo_lib.rollout_schedule(int(e), schedule) for e in epochs]
-        ax.plot(epochs, ks_e, drawstyle="steps-post", lw=2, label=f"{name} {list(schedule)}",
+        ax.plot(epochs, ks_e, drawstyle="steps-post", lw=2, label=name.replace("-v5", ""),
                 zorder=3 if name == "Hopper-v5" else 2)
-ax.plot(epochs, [1] * len(epochs), color="0.3", lw=2, label="k = 1 always:\n" + ",\n".join(constant))
+ax.plot(epochs, [1] * len(epochs), color="0.3", lw=2, label=f"the other {len(constant)}: k = 1")
 ax.plot(epochs, [guide_schedule(int(e)) for e in epochs], "k--", lw=1,
-        label="the guide's version\n(capped at 15)")
-ax.axvline(125, color="0.5", ls=":", label="Hopper's budget ends\n(125k steps)")
-ax.set(xlabel="epoch (1000 env steps; 250 for the pendulums)", ylabel="rollout length $k$",
-       ylim=(0, 27), title="Official rollout schedules [e0, e1, k0, k1]")
-ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        label="the guide's version")
+ax.axvline(125, color="0.5", ls=":", label="Hopper's budget ends")
+ax.set(xlabel="epoch", ylabel="rollout length $k$", ylim=(0, 41), title="Official rollout schedules")
+ax.legend(loc="upper left", ncol=2)
 mbpo_lib.save_figure(fig, "03_rollout_schedules")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Hopper: $k = 15$ at epoch 150 (official) or 100 (appendix)
+# - Walker2d, HalfCheetah, the pendulums: $k = 1$ always; Ant, Humanoid: up to 25
+# -->
 # - **Hopper:** the official configuration reaches $k = 15$ at epoch 150, the paper's appendix
 #   at epoch 100. With Hopper's 125k-step budget the official run ends at $k = 12$; the
 #   appendix schedule spends its last 25 epochs at 15.
@@ -802,6 +965,12 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## What this means for choosing $k$
+# <!-- slide
+# - **Start at 1**: four of seven official configurations never leave it
+# - **Let $k$ grow** as the model improves
+# - **Measure the error on the policy's states**; shorten $k$ where it runs away
+# - **Read the bound for direction**: $s < 1 - \varepsilon_m/\varepsilon_\pi$
+# -->
 #
 # - **Start at 1.** Every official configuration does, and four of the seven never leave it.
 # - **Let $k$ grow as the model improves.** Theorem 4.3's $k^\star$ grows with
@@ -818,6 +987,14 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
+# <!-- slide
+# - TV errors add up: $D_{TV}(d_t, \hat d_t) \le t\varepsilon$, Theorem 4.1's $(1-\gamma)^{-2}$
+# - Theorem 4.2's worst-case charge: $k^\star = 0$
+# - Theorem 4.3: $k^\star > 0 \iff s < 1 - \varepsilon_m/\varepsilon_\pi$
+# - Measured on Hopper: $s \approx 0.4$, one run
+# - Real k-step errors: fit, report the misfit
+# - Schedules start at $k = 1$ and ramp
+# -->
 #
 # - Measured in TV, a model's per-step errors add up: $D_{TV}(d_t, \hat d_t) \le t\varepsilon$, whatever
 #   the dynamics, and their discounted sum $\gamma\varepsilon/(1-\gamma)^2$ is Theorem 4.1's model term.
@@ -836,6 +1013,9 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
+# <!-- slide
+# 1. $\gamma = 0.99$, $\varepsilon_\pi = 0.1$: from which $\varepsilon_{m'}$ does `optimal_k` return 0?
+# -->
 #
 # 1. **When does Theorem 4.3 say "no rollout"?** For $\gamma = 0.99$ and $\varepsilon_\pi = 0.1$,
 #    find the $\varepsilon_{m'}$ from which `mbpo_lib.optimal_k` returns 0. *Give the value, what
@@ -852,6 +1032,10 @@ plt.show()
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 2. Halve the model error: `optimal_k(0.99, 0.1, 0.045)` against `(0.99, 0.1, 0.09)`
+# 3. From which slope $s$ is $k^\star = 0$?
+# -->
 # 2. **Halve the model error.** Compute `mbpo_lib.optimal_k(0.99, 0.1, 0.045)` and compare it
 #    with `optimal_k(0.99, 0.1, 0.09)`. *Give both and explain the difference with the closed
 #    form.*
@@ -875,6 +1059,10 @@ plt.show()
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 4. Theorem 4.2 with a perfect model: what does one step add to the gap?
+# 5. Which $L$ gives $e_{15} = 1.5$ at $\varepsilon = 0.05$?
+# -->
 # 4. **Theorem 4.2 at its best.** With a perfect model ($\varepsilon_m = 0$), how much does one
 #    step add to the gap, in units of $r_{\max}/(1-\gamma)$? Check with `mbpo_lib.relative_gap`.
 #
@@ -906,6 +1094,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Code exercises, checked
+# <!-- slide
+# - Fill in each cell marked ✏️, run it, then its check cell
+# - **A.** `my_optimal_k`: the first $k$ with $\gamma^k\varepsilon_\pi \le \varepsilon_{m'}$
+# -->
 #
 # Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
 # checker says what is right or wrong (values against `mbpo_lib`, a hint); it never prints the
@@ -949,6 +1141,10 @@ mbpo_lib.exercises.check_rollout_schedule(my_rollout_schedule)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Solutions
+# <!-- slide
+# - Try the exercises first
+# - The reference solutions run through the same checkers
+# -->
 #
 # Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
 # reference solutions and run them through the same checkers (this is how CI tests them), then

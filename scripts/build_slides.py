@@ -21,7 +21,11 @@ Steps (``make slides`` runs the first form):
    (the setup cell, the widget cell of notebook 03) are left out, ``notes`` cells become reveal's
    speaker notes (``<aside class="notes">``, press ``s`` in a deck). A code cell tagged
    ``hide-input`` (the plotting cells) shows only its output, so that a figure fits on its
-   slide; the notebook keeps the code for students.
+   slide; the notebook keeps the code for students. Before the export, each markdown cell's
+   slide markup is applied (:func:`split_for_slides`): a cell that holds a ``<!-- slide ... -->``
+   block shows its headings and that block on the slide, and the rest of its text, the prose a
+   student reads, becomes the slide's speaker notes; ``<!-- notes -->`` sends a cell's prose to
+   the notes whole. Both are HTML comments, so the notebook itself never shows them.
 4. Make the page offline: nbconvert's reveal template also loads Mermaid from a CDN (a module
    script, dropped: no notebook draws Mermaid diagrams) and widget state would load the widget
    manager from unpkg (dropped: a deck has no kernel, a widget output shows its text form). Links
@@ -150,6 +154,12 @@ SLIDES_TEMPLATE = """{%- extends 'reveal/index.html.j2' -%}
     --jp-content-heading-margin-top: 0.5em;
     --jp-content-heading-margin-bottom: 0.5em;
     --jp-cell-prompt-width: 0px;
+}
+/* Figures: centred and as wide as the slide (a lecture hall reads them from the back), never
+   taller than the room a heading and one line leave; object-fit keeps the aspect when the height
+   is what limits. tests/browser/test_slides.py measures the width and the font size it gives. */
+.reveal .jp-OutputArea-output img {
+    display: block; margin: 0 auto; width: 100%; height: auto; max-height: 560px; object-fit: contain;
 }
 /* No In [n]: / Out[n]: prompts on a slide: the width goes to the code, whose lines (up to the
    project's 110 characters) then fit. */
@@ -338,6 +348,83 @@ def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool,
     return time.perf_counter() - start
 
 
+# --- step 3: what goes on a slide and what into its notes ------------------------------------------
+
+# A markdown cell's slide markup, both HTML comments (invisible in Jupyter, Colab and on GitHub):
+#   <!-- slide            what the slide shows of this cell, as markdown (bullets, an equation);
+#   - a short phrase      the cell's headings stay on the slide too, and the rest of its text goes
+#   -->                   to the slide's speaker notes.
+#   <!-- notes -->        the cell's text (all but its headings) goes to the speaker notes.
+SLIDE_BLOCK = re.compile(r"<!--[ \t]*slide[ \t]*\n(?P<body>.*?)-->[ \t]*\n?", re.DOTALL)
+NOTES_MARK = re.compile(r"<!--[ \t]*notes[ \t]*-->[ \t]*\n?")
+MARKUP_WORD = re.compile(r"<!--[ \t]*(slide|notes)\b")
+HEADING_LINE = re.compile(r"#{1,6}[ \t]")
+
+
+def split_for_slides(source: str, where: str = "a markdown cell") -> tuple[str, str]:
+    """A markdown cell's ``(slide, notes)``: what its slide shows and what goes to the notes.
+
+    Without markup the whole cell is the slide and there are no notes. With one or more
+    ``<!-- slide ... -->`` blocks the slide is the cell's heading lines and the blocks' bodies,
+    in order; with ``<!-- notes -->`` it is the heading lines alone. Either way the notes are the
+    rest of the cell: the prose, without the headings and the markup. ``where`` names the cell
+    in the ``BuildError`` raised for markup that is neither (an unclosed block, ``slide`` and
+    ``notes`` in one cell).
+    """
+    blocks = list(SLIDE_BLOCK.finditer(source))
+    notes_marks = NOTES_MARK.findall(source)
+    if len(MARKUP_WORD.findall(source)) != len(blocks) + len(notes_marks):
+        raise BuildError(f"{where}: slide markup must be '<!-- slide' on a line of its own, the slide's "
+                         f"markdown, then '-->'; or '<!-- notes -->' (found: {source[:120]!r}...)")
+    if not blocks and not notes_marks:
+        return source, ""
+    if blocks and notes_marks:
+        raise BuildError(f"{where}: a cell has either <!-- slide --> blocks or <!-- notes -->, not both")
+    rest = NOTES_MARK.sub("", SLIDE_BLOCK.sub("", source))
+    headings = [line for line in rest.splitlines() if HEADING_LINE.match(line)]
+    prose = "\n".join(line for line in rest.splitlines() if not HEADING_LINE.match(line)).strip()
+    slide = "\n\n".join([*headings, *(block.group("body").strip() for block in blocks)]).strip()
+    return slide, re.sub(r"\n{3,}", "\n\n", prose)
+
+
+def apply_slide_markup(nb, name: str = "the notebook"):
+    """``nb`` with every markdown cell's slide markup applied (:func:`split_for_slides`): the cell
+    keeps what its slide shows, and a ``notes`` cell after it holds the rest. A cell left with
+    nothing for the slide becomes the notes cell itself, unless it opens a slide or subslide (its
+    slide would be empty: a ``BuildError``)."""
+    import nbformat
+
+    def notes_cell(cell, notes: str):
+        new = nbformat.v4.new_markdown_cell(notes, metadata={"slideshow": {"slide_type": "notes"}})
+        if cell.get("id"):
+            new.id = f"{cell.id[:58]}-notes"   # deterministic: the same notebook gives the same deck
+        return new
+
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            cells.append(cell)
+            continue
+        slide, notes = split_for_slides(cell.source, f"{name}, markdown cell {index}")
+        if not notes and slide == cell.source:
+            cells.append(cell)
+            continue
+        show = cell.metadata.get("slideshow", {}).get("slide_type", "-")
+        if not slide:
+            if show in ("slide", "subslide"):
+                raise BuildError(f"{name}, markdown cell {index} opens a {show} but gives it nothing: "
+                                 "keep its heading or add a <!-- slide ... --> block")
+            cells.append(notes_cell(cell, notes))
+            continue
+        cell = nbformat.from_dict(dict(cell))
+        cell.source = slide
+        cells.append(cell)
+        if notes:
+            cells.append(notes_cell(cell, notes))
+    nb.cells = cells
+    return nb
+
+
 # --- steps 3 and 4: export and offline clean-up ---------------------------------------------------
 
 def deck_title(nb) -> str:
@@ -395,6 +482,7 @@ def export_deck(executed: Path, deck: Path, exporter=None) -> dict:
         raise BuildError(f"{executed} stopped at an error when it was executed: execute it again "
                          f"(without --no-execute)")
     nb.metadata.pop("widgets", None)  # no widget manager from unpkg: widget outputs show as text
+    nb = apply_slide_markup(nb, executed.name)
     nb.metadata["title"] = deck_title(nb) or executed.stem
     exporter = exporter or slides_exporter()
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})

@@ -119,3 +119,61 @@ def test_figures_dir_is_refused_in_fast_mode(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("MBPO_FAST", "1")
     assert build_slides.main(["--figures-dir", str(tmp_path), "--build-dir", str(tmp_path)]) == 1
     assert "--figures-dir keeps figures from full-mode runs only" in capsys.readouterr().err
+
+
+CELL = """## Theorem 4.3
+<!-- slide
+- the error under the new policy, measured
+- $k^\\star > 0 \\iff \\varepsilon_{m'} < \\varepsilon_\\pi$
+-->
+Replace the worst case by the model's actual error on the new policy's states.
+
+Then the best $k$ is positive when the slope is small."""
+
+
+def test_a_slide_block_goes_on_the_slide_and_the_prose_into_the_notes():
+    slide, notes = build_slides.split_for_slides(CELL)
+    assert slide == ("## Theorem 4.3\n\n- the error under the new policy, measured\n"
+                     "- $k^\\star > 0 \\iff \\varepsilon_{m'} < \\varepsilon_\\pi$")
+    assert notes == ("Replace the worst case by the model's actual error on the new policy's states.\n\n"
+                     "Then the best $k$ is positive when the slope is small.")
+    assert "<!--" not in slide + notes
+
+
+def test_a_cell_without_markup_is_all_slide_and_notes_mark_sends_the_prose_to_the_notes():
+    assert build_slides.split_for_slides("## A\n\nSome text.") == ("## A\n\nSome text.", "")
+    assert build_slides.split_for_slides("### A\n<!-- notes -->\nSome text.") == ("### A", "Some text.")
+    assert build_slides.split_for_slides("<!-- notes -->\nOnly prose.") == ("", "Only prose.")
+
+
+@pytest.mark.parametrize("source, message", [
+    ("## A\n<!-- slide\n- a bullet\n", "on a line of its own"),           # never closed
+    ("## A\n<!-- slide - a bullet -->\n", "on a line of its own"),        # not on its own line
+    ("<!-- notes -->\n<!-- slide\n- b\n-->\ntext", "not both"),
+])
+def test_bad_markup_is_an_error_naming_the_cell(source, message):
+    with pytest.raises(build_slides.BuildError, match=message):
+        build_slides.split_for_slides(source, "03.ipynb, markdown cell 7")
+
+
+def test_markup_turns_into_slide_cells_and_speaker_notes_cells():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    slide = {"slideshow": {"slide_type": "slide"}}
+    nb.cells = [nbformat.v4.new_markdown_cell(CELL, metadata=slide),
+                nbformat.v4.new_code_cell("x = 1", metadata={"slideshow": {"slide_type": "fragment"}}),
+                nbformat.v4.new_markdown_cell("<!-- notes -->\nWhat to say.",
+                                              metadata={"slideshow": {"slide_type": "fragment"}}),
+                nbformat.v4.new_markdown_cell("Plain text.",
+                                              metadata={"slideshow": {"slide_type": "fragment"}})]
+    out = build_slides.apply_slide_markup(nbformat.from_dict(nb), "test.ipynb")
+    kinds = [(c.cell_type, c.metadata["slideshow"]["slide_type"]) for c in out.cells]
+    assert kinds == [("markdown", "slide"), ("markdown", "notes"), ("code", "fragment"),
+                     ("markdown", "notes"), ("markdown", "fragment")]
+    assert out.cells[1].source.startswith("Replace the worst case")
+    assert out.cells[1].id == f"{nb.cells[0].id}-notes"
+    assert out.cells[3].source == "What to say." and out.cells[4].source == "Plain text."
+    nb.cells[0].source = "<!-- notes -->\nNo heading, no slide block."
+    with pytest.raises(build_slides.BuildError, match="opens a slide but gives it nothing"):
+        build_slides.apply_slide_markup(nbformat.from_dict(nb), "test.ipynb")

@@ -18,6 +18,21 @@ import tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+# HTML comments: the slide markup (scripts/build_slides.py), which a notebook reader never sees.
+HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+
+
+def _build_slides():
+    """scripts/build_slides.py as a module: what the decks make of a notebook's slide markup."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("build_slides_static", REPO / "scripts" / "build_slides.py")
+    if spec.name not in sys.modules:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[spec.name]
 REPOSITORY_URL = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 GITHUB_PATH = REPOSITORY_URL.removeprefix("https://github.com/")
 COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^)\s\"']+")
@@ -140,8 +155,9 @@ MAX_SLIDE_CELL_LINES = 26  # a longer cell cannot fit on a 960 x 700 slide at th
 def lecture_problems(ipynb: Path) -> list[str]:
     """What a lecture-ready notebook lacks: a Summary and an Exercises section (in that order),
     speaker notes, and cells short enough for a slide (skipped cells, like the setup cell, may be
-    longer)."""
-    cells = jupytext.read(ipynb).cells
+    longer). Lengths are those of the slides: after the slide markup, whose prose goes to the
+    speaker notes (which may be longer)."""
+    cells = _build_slides().apply_slide_markup(jupytext.read(ipynb), ipynb.name).cells
     slide_type = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in cells]
     headings = [(i, line) for i, c in enumerate(cells) if c.cell_type == "markdown"
                 for line in c.source.splitlines() if line.startswith("## ")]
@@ -154,7 +170,8 @@ def lecture_problems(ipynb: Path) -> list[str]:
         problems.append("no speaker notes (a cell with slide_type 'notes')")
     problems += [f"cell {i} ({c.cell_type}) has {len(c.source.splitlines())} lines, more than a slide "
                  f"shows ({MAX_SLIDE_CELL_LINES}): split it" for i, c in enumerate(cells)
-                 if slide_type[i] != "skip" and len(c.source.splitlines()) > MAX_SLIDE_CELL_LINES]
+                 if slide_type[i] not in ("skip", "notes")
+                 and len(c.source.splitlines()) > MAX_SLIDE_CELL_LINES]
     return problems
 
 
@@ -273,6 +290,8 @@ def answer_problems(ipynb: Path) -> list[str]:
     for index, cell in enumerate(jupytext.read(ipynb).cells):
         if cell.cell_type != "markdown":
             continue
+        cell = cell.copy()
+        cell.source = HTML_COMMENT.sub("", cell.source)   # the slide's short form of the questions
         headings = [line.strip() for line in cell.source.splitlines() if line.startswith("## ")]
         if headings:
             in_exercises = "## Exercises" in headings

@@ -126,7 +126,7 @@ def measured():
 def test_measured_figure_shows_the_trajectory_rollouts_and_the_error_curve(measured):
     readout = k_vs_error_figure(measured, k=5, dim=1, data="random + policy", labels=["x", "y"])
     left, right = readout.figure.axes
-    truth = line(left, "held-out real")
+    truth = line(left, "real")
     assert np.allclose(truth.get_ydata(), measured["random + policy"].true_states[:, 1])
     samples = [a for a in left.lines if a.get_color() == "#0072B2"]
     assert len(samples) == 4 and all(len(a.get_xdata()) == 6 for a in samples)   # k + 1 points each

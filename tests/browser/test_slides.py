@@ -14,6 +14,12 @@ mode, into a temporary folder; the npm tarballs cached in ``build/npm-cache/``),
   or output cut at the right edge (a slide that does not fit: split it with a ``subslide`` cell,
   or tag a plotting cell ``hide-input`` so that only its figure shows).
 
+- the decks written for the lecture hall (:data:`LECTURE_DECKS`, where the notebooks' slide markup
+  is done) hold at most :data:`MAX_WORDS` words of body text per slide, show every figure at least
+  :data:`MIN_FIGURE_WIDTH` canvas pixels wide with its base font at :data:`MIN_FONT_PX` pixels or
+  more, and no notebook-only words (:data:`NOTEBOOK_ONLY`); a synthetic deck shows that each limit
+  catches a slide that breaks it.
+
 Screenshots go to a ``slides_screenshots`` folder under pytest's temp folder (the path is
 printed). ``MBPO_SLIDES_BUILD=build`` runs the same checks on an existing build instead, e.g. the
 full-mode decks of ``make slides``.
@@ -47,9 +53,20 @@ ONLINE = re.compile(r"""\b(?:src|href)\s*=\s*["']?\s*http""", re.IGNORECASE)
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 600)
 
 
+def _build_slides_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_slides_for_tests", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def slide_types(notebook: Path) -> list[str]:
-    return [c.metadata.get("slideshow", {}).get("slide_type", "-")
-            for c in nbformat.read(notebook, as_version=4).cells]
+    """Each cell's slide type as the deck is made: after the slide markup (notes cells added)."""
+    nb = _build_slides_module().apply_slide_markup(nbformat.read(notebook, as_version=4), notebook.name)
+    return [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in nb.cells]
 
 
 @pytest.fixture(scope="module")
@@ -371,3 +388,171 @@ def test_the_clips_play_inline_in_jupyterlab(build, browser, tmp_path, monkeypat
     print(f"screenshots in {tmp_path}")
     for stem, clips in results.items():
         assert clips and [clip for clip in clips if not clip["ok"]] == [], (stem, clips)
+
+
+# --- a lecture, not a notebook cut into pages -----------------------------------------------------
+
+# The decks whose notebooks carry the slide markup (scripts/build_slides.py, split_for_slides). The
+# others still show the notebook's prose; they join as their markup is written (issue 21's order).
+LECTURE_DECKS = ("03_rollout_length_theory",)
+
+# Body text: the words of a slide's rendered markdown, headings, equations and code excluded. A
+# slide is read in about 15 seconds while the speaker talks: six bullets of six or seven words.
+MAX_WORDS = 40
+# A single figure spans 80 % of the 960-pixel canvas at least; its base font (the series' style,
+# mbpo_lib.plotting.STYLE, as an axis label or legend) projects at 16 canvas pixels or more.
+MIN_FIGURE_WIDTH = 0.8 * 960
+MIN_FONT_PX = 16.0
+# Words for a notebook reader, not for a lecture hall (code inputs are not searched).
+NOTEBOOK_ONLY = re.compile(r"FAST mode|MBPO_FAST|python -m |\b[\w-]+\.(?:csv|png|json|ipynb|py)\b"
+                           r"|\b(?:figures|results|runs|notebooks|benchmarks)/|\bthreads?\b|\bCPU cores?\b")
+
+# Per slide, all fragments shown: the words of body text, each figure's shown and natural width, and
+# the visible text outside code inputs (for NOTEBOOK_ONLY). Speaker notes (aside) are not the slide.
+SLIDE_CONTENT = """() => new Promise(done => require(['vendor/reveal.js/dist/reveal.js'], R => {
+    MathJax.Hub.Queue(() => {
+        const skip = 'h1, h2, h3, h4, h5, h6, script, style, aside, pre, '
+                   + '.MathJax_CHTML, .MJX_Assistive_MathML, .MathJax_Preview, .mjx-chtml';
+        const out = [];
+        for (const slide of R.getSlides()) {
+            const {h, v} = R.getIndices(slide);
+            R.slide(h, v, 99);
+            let words = 0, text = '';
+            for (const md of slide.querySelectorAll('.jp-RenderedMarkdown')) {
+                if (md.closest('aside')) continue;
+                const walker = document.createTreeWalker(md, NodeFilter.SHOW_TEXT);
+                for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+                    if (n.parentElement.closest(skip)) continue;
+                    words += (n.textContent.match(/[A-Za-z0-9\u00C0-\u024F]\\S*/g) || []).length;
+                }
+            }
+            const visible = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT);
+            for (let n = visible.nextNode(); n; n = visible.nextNode()) {
+                const hidden = 'aside, script, style, .jp-InputArea, .MJX_Assistive_MathML';
+                if (n.parentElement.closest(hidden)) continue;
+                text += n.textContent + ' ';
+            }
+            const figures = [...slide.querySelectorAll('.jp-OutputArea-output img[src^="data:image/png"]')]
+                .filter(img => !img.closest('aside'))
+                .map(img => ({shown: Math.min(img.clientWidth,
+                                              img.clientHeight * img.naturalWidth / img.naturalHeight),
+                              natural: img.naturalWidth}));
+            const head = slide.querySelector('h1, h2, h3');
+            out.push({where: `#/${h}/${v}`, title: (head ? head.textContent : '').trim().slice(0, 60),
+                      words, figures, text});
+        }
+        done(out);
+    });
+}))"""
+
+
+def lecture_problems(slides: list[dict]) -> list[str]:
+    """What breaks the lecture-hall limits, one line per slide and limit (empty: none)."""
+    from mbpo_lib.plotting import STYLE
+
+    font_at_natural_size = STYLE["font.size"] * STYLE["figure.dpi"] / 72   # pixels of the PNG
+    problems = []
+    for s in slides:
+        where = f"{s['where']} {s['title']!r}"
+        if s["words"] > MAX_WORDS:
+            problems.append(f"{where}: {s['words']} words of body text (at most {MAX_WORDS})")
+        for figure in s["figures"]:
+            font = font_at_natural_size * figure["shown"] / figure["natural"]
+            if figure["shown"] < MIN_FIGURE_WIDTH:
+                problems.append(f"{where}: a figure {figure['shown']:.0f} px wide "
+                                f"(at least {MIN_FIGURE_WIDTH:.0f})")
+            if font < MIN_FONT_PX:
+                widest = figure["shown"] * font_at_natural_size / MIN_FONT_PX / STYLE["figure.dpi"]
+                problems.append(f"{where}: a figure whose {STYLE['font.size']} pt text shows at "
+                                f"{font:.1f} px (at least {MIN_FONT_PX:g}: draw it narrower than "
+                                f"{widest:.1f} in)")
+        for match in NOTEBOOK_ONLY.finditer(s["text"]):
+            problems.append(f"{where}: notebook-only words {match.group(0)!r} in "
+                            f"{s['text'][max(0, match.start() - 40):match.end() + 40]!r}")
+    return problems
+
+
+def deck_summary(slides: list[dict]) -> str:
+    """Slides, median and largest words of body text, and the smallest figure width: the closing
+    note's before-and-after numbers."""
+    words = sorted(s["words"] for s in slides)
+    widths = [f["shown"] for s in slides for f in s["figures"]]
+    return (f"{len(slides)} slides, body words median {words[len(words) // 2]} max {words[-1]}, "
+            f"smallest figure {min(widths):.0f} px" if widths else f"{len(slides)} slides, no figures")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_lecture_decks_have_short_slides_large_figures_and_no_notebook_words(build, browser, notebook):
+    page, problems = open_deck(browser, deck_path(build, notebook))
+    slides = page.evaluate(SLIDE_CONTENT)
+    page.close()
+    print(f"{notebook.stem}: {deck_summary(slides)}")
+    assert problems == [], problems
+    if notebook.stem not in LECTURE_DECKS:
+        pytest.skip(f"{notebook.stem}: its slide markup is not written yet ({deck_summary(slides)})")
+    found = lecture_problems(slides)
+    assert found == [], f"{len(found)} problems:\n" + "\n".join(found)
+
+
+def test_each_lecture_limit_catches_a_slide_that_breaks_it(build, browser, tmp_path):
+    """A deck of three bad slides, exported as the real ones are: too many words, a figure too
+    narrow (a tall one, limited by the height), a figure too wide for its fonts, and a file name."""
+    import base64
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mbpo_lib.plotting import series_style
+
+    def png(width: float, height: float) -> str:
+        with series_style():
+            fig, ax = plt.subplots(figsize=(width, height))
+            ax.plot([0, 1], [0, 1], label="a line")
+            ax.set(xlabel="x", ylabel="y")
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")   # as the inline backend
+            plt.close(fig)
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    def figure_cell(width: float, height: float):
+        return nbformat.v4.new_code_cell("", metadata={"slideshow": {"slide_type": "slide"}}, outputs=[
+            nbformat.v4.new_output("display_data",
+                                   data={"image/png": png(width, height), "text/plain": "fig"})])
+
+    build_slides = _build_slides_module()
+    nb = nbformat.v4.new_notebook()
+    long_text = " ".join(["word"] * (MAX_WORDS + 5))
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"## Too many words\n\n{long_text}",
+                                      metadata={"slideshow": {"slide_type": "slide"}}),
+        nbformat.v4.new_markdown_cell("## Short\n<!-- slide\n- three short words\n-->\n" + long_text,
+                                      metadata={"slideshow": {"slide_type": "slide"}}),
+        figure_cell(4.0, 6.0),     # tall: the height limits it to about 370 px wide
+        figure_cell(14.0, 4.0),    # 1400 px of PNG shown at about 900: 11 pt text at about 10 px
+        figure_cell(7.0, 4.0),     # the series' size: wide enough, its text large enough
+        nbformat.v4.new_markdown_cell("## Where\n\nSaved as 03_bound_vs_k.png.",
+                                      metadata={"slideshow": {"slide_type": "slide"}}),
+    ]
+    executed = tmp_path / "zz_limits.ipynb"
+    nbformat.write(nb, executed)
+    deck = build / "slides" / "zz_limits_test.slides.html"   # beside vendor/, which it loads
+    try:
+        build_slides.export_deck(executed, deck)
+        page, problems = open_deck(browser, deck)
+        slides = page.evaluate(SLIDE_CONTENT)
+        page.close()
+    finally:
+        deck.unlink(missing_ok=True)
+    assert problems == [], problems
+    found = lecture_problems(slides)
+    by_slide = {s["where"]: [line for line in found if line.startswith(s["where"] + " ")] for s in slides}
+    lines = list(by_slide.values())
+    assert len(lines) == 6, slides
+    assert len(lines[0]) == 1 and f"{MAX_WORDS + 5} words" in lines[0][0]
+    assert lines[1] == [] and slides[1]["words"] == 3          # the slide block, the prose in the notes
+    assert len(lines[2]) == 1 and "px wide" in lines[2][0]
+    assert len(lines[3]) == 1 and "pt text shows at" in lines[3][0]
+    assert lines[4] == [] and slides[4]["figures"][0]["shown"] >= MIN_FIGURE_WIDTH
+    assert len(lines[5]) == 1 and "'03_bound_vs_k.png'" in lines[5][0]
