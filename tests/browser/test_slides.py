@@ -17,8 +17,8 @@ mode, into a temporary folder; the npm tarballs cached in ``build/npm-cache/``),
 - the decks written for the lecture hall (:data:`LECTURE_DECKS`, where the notebooks' slide markup
   is done) hold at most :data:`MAX_WORDS` words of body text per slide, show every figure at least
   :data:`MIN_FIGURE_WIDTH` canvas pixels wide with its base font at :data:`MIN_FONT_PX` pixels or
-  more, and no notebook-only words (:data:`NOTEBOOK_ONLY`); a synthetic deck shows that each limit
-  catches a slide that breaks it.
+  more, no table longer than :data:`MAX_TABLE_ROWS` rows, and no notebook-only words
+  (:data:`NOTEBOOK_ONLY`); a synthetic deck shows that each limit catches a slide that breaks it.
 
 Screenshots go to a ``slides_screenshots`` folder under pytest's temp folder (the path is
 printed). ``MBPO_SLIDES_BUILD=build`` runs the same checks on an existing build instead, e.g. the
@@ -396,9 +396,12 @@ def test_the_clips_play_inline_in_jupyterlab(build, browser, tmp_path, monkeypat
 # others still show the notebook's prose; they join as their markup is written (issue 21's order).
 LECTURE_DECKS = ("03_rollout_length_theory",)
 
-# Body text: the words of a slide's rendered markdown, headings, equations and code excluded. A
-# slide is read in about 15 seconds while the speaker talks: six bullets of six or seven words.
+# Body text: the words of a slide's rendered markdown, headings, tables, equations and code
+# excluded. A slide is read in about 15 seconds while the speaker talks: six bullets of six or
+# seven words. A table is read as a grid, not as prose: it may hold up to MAX_TABLE_ROWS rows
+# under its header (at the decks' 18 px text, about half the canvas).
 MAX_WORDS = 40
+MAX_TABLE_ROWS = 12
 # A single figure spans 80 % of the 960-pixel canvas at least; its base font (the series' style,
 # mbpo_lib.plotting.STYLE, as an axis label or legend) projects at 16 canvas pixels or more.
 MIN_FIGURE_WIDTH = 0.8 * 960
@@ -411,7 +414,7 @@ NOTEBOOK_ONLY = re.compile(r"FAST mode|MBPO_FAST|python -m |\b[\w-]+\.(?:csv|png
 # the visible text outside code inputs (for NOTEBOOK_ONLY). Speaker notes (aside) are not the slide.
 SLIDE_CONTENT = """() => new Promise(done => require(['vendor/reveal.js/dist/reveal.js'], R => {
     MathJax.Hub.Queue(() => {
-        const skip = 'h1, h2, h3, h4, h5, h6, script, style, aside, pre, '
+        const skip = 'h1, h2, h3, h4, h5, h6, table, script, style, aside, pre, '
                    + '.MathJax_CHTML, .MJX_Assistive_MathML, .MathJax_Preview, .mjx-chtml';
         const out = [];
         for (const slide of R.getSlides()) {
@@ -437,9 +440,11 @@ SLIDE_CONTENT = """() => new Promise(done => require(['vendor/reveal.js/dist/rev
                 .map(img => ({shown: Math.min(img.clientWidth,
                                               img.clientHeight * img.naturalWidth / img.naturalHeight),
                               natural: img.naturalWidth}));
+            const tables = [...slide.querySelectorAll('.jp-RenderedMarkdown table')]
+                .filter(t => !t.closest('aside')).map(t => t.querySelectorAll('tbody tr').length);
             const head = slide.querySelector('h1, h2, h3');
             out.push({where: `#/${h}/${v}`, title: (head ? head.textContent : '').trim().slice(0, 60),
-                      words, figures, text});
+                      words, figures, tables, text});
         }
         done(out);
     });
@@ -456,6 +461,8 @@ def lecture_problems(slides: list[dict]) -> list[str]:
         where = f"{s['where']} {s['title']!r}"
         if s["words"] > MAX_WORDS:
             problems.append(f"{where}: {s['words']} words of body text (at most {MAX_WORDS})")
+        problems += [f"{where}: a table of {rows} rows (at most {MAX_TABLE_ROWS})"
+                     for rows in s["tables"] if rows > MAX_TABLE_ROWS]
         for figure in s["figures"]:
             font = font_at_natural_size * figure["shown"] / figure["natural"]
             if figure["shown"] < MIN_FIGURE_WIDTH:
@@ -534,6 +541,9 @@ def test_each_lecture_limit_catches_a_slide_that_breaks_it(build, browser, tmp_p
         figure_cell(7.0, 4.0),     # the series' size: wide enough, its text large enough
         nbformat.v4.new_markdown_cell("## Where\n\nSaved as 03_bound_vs_k.png.",
                                       metadata={"slideshow": {"slide_type": "slide"}}),
+        nbformat.v4.new_markdown_cell("## A long table\n\n| a | b |\n|---|---|\n"
+                                      + "| x | y |\n" * (MAX_TABLE_ROWS + 1),
+                                      metadata={"slideshow": {"slide_type": "slide"}}),
     ]
     executed = tmp_path / "zz_limits.ipynb"
     nbformat.write(nb, executed)
@@ -549,10 +559,12 @@ def test_each_lecture_limit_catches_a_slide_that_breaks_it(build, browser, tmp_p
     found = lecture_problems(slides)
     by_slide = {s["where"]: [line for line in found if line.startswith(s["where"] + " ")] for s in slides}
     lines = list(by_slide.values())
-    assert len(lines) == 6, slides
+    assert len(lines) == 7, slides
     assert len(lines[0]) == 1 and f"{MAX_WORDS + 5} words" in lines[0][0]
     assert lines[1] == [] and slides[1]["words"] == 3          # the slide block, the prose in the notes
     assert len(lines[2]) == 1 and "px wide" in lines[2][0]
     assert len(lines[3]) == 1 and "pt text shows at" in lines[3][0]
     assert lines[4] == [] and slides[4]["figures"][0]["shown"] >= MIN_FIGURE_WIDTH
     assert len(lines[5]) == 1 and "'03_bound_vs_k.png'" in lines[5][0]
+    assert lines[6] == [f"{slides[6]['where']} 'A long table¶': a table of {MAX_TABLE_ROWS + 1} rows "
+                        f"(at most {MAX_TABLE_ROWS})"] and slides[6]["words"] == 0
