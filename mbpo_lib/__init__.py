@@ -12,6 +12,7 @@ from .config import (
     GENERAL_SCHEDULE,
     PRESETS,
     ROLLOUT_SCHEDULES,
+    ROLLOUT_STARTS,
     EnsembleConfig,
     MBPOConfig,
     SACConfig,
@@ -25,24 +26,37 @@ from .diagnostics import (
     ModelErrorReport,
     OneStepErrors,
     OpenLoopPrediction,
+    QValueBias,
     align_curves,
     compare_distributions,
     confidence_band,
     diagnostic_columns,
     disagreement_error_correlation,
+    discounted_returns,
     episode_continues,
     learning_curves,
     model_error_report,
     one_step_errors,
     open_loop_prediction,
     plot_predictions,
+    q_value_bias,
     real_windows,
     wasserstein_per_dim,
 )
 from .diagrams import plot_mbpo_loop
 from .dynamics import DynamicsModel, FitReport
-from .envs import SUPPORTED_ENVS, env_state, evaluate, make_env, restore_env_state
+from .envs import (
+    SUPPORTED_ENVS,
+    EvalEpisode,
+    env_state,
+    episode_return_stats,
+    evaluate,
+    evaluate_episodes,
+    make_env,
+    restore_env_state,
+)
 from .files import CheckpointWarning, CheckpointWriteError
+from .intervals import Interval, lower_median, median_interval, ratio_interval
 from .learned_termination import TerminationClassifier, TerminationFitReport
 from .mbpo import MBPO, EnvironmentDataError, TrainingDivergedError, read_metrics
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
@@ -65,7 +79,7 @@ from .render import (
     state_to_obs,
     write_clip,
 )
-from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, rollout_schedule
+from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, reset_rollout, rollout_schedule
 from .runtime import default_device, fast_mode, seed_everything, setup_report
 from .sac import SAC, TanhGaussianActor, TwinCritic, tanh_log_prob
 from .task_functions import CheckedFunction, function_path, load_function
@@ -124,10 +138,12 @@ __all__ = [
     "EnsembleConfig",
     "EnsembleLinear",
     "EnvironmentDataError",
+    "EvalEpisode",
     "FitReport",
     "GENERAL_SCHEDULE",
     "GaussianEnsemble",
     "ImaginedRollout",
+    "Interval",
     "KErrorReadout",
     "KStepRollouts",
     "MATMUL_PRECISIONS",
@@ -140,7 +156,9 @@ __all__ = [
     "OpenLoopPrediction",
     "PRESETS",
     "PUBLISHED_RESULTS",
+    "QValueBias",
     "ROLLOUT_SCHEDULES",
+    "ROLLOUT_STARTS",
     "RenderedEpisode",
     "RenderingUnavailable",
     "ReplayBuffer",
@@ -173,10 +191,13 @@ __all__ = [
     "diagnostic_columns",
     "disagreement_error_correlation",
     "discounted_linear_error",
+    "discounted_returns",
     "encode_clip",
     "env_state",
     "episode_continues",
+    "episode_return_stats",
     "evaluate",
+    "evaluate_episodes",
     "exercises",
     "fast_mode",
     "figures_dir",
@@ -194,8 +215,10 @@ __all__ = [
     "learning_curves",
     "linear_compounding_error",
     "load_function",
+    "lower_median",
     "make_env",
     "matmul_precision",
+    "median_interval",
     "model_buffer_capacity",
     "model_error_report",
     "model_error_under_new_policy",
@@ -210,12 +233,15 @@ __all__ = [
     "plot_predictions",
     "preset",
     "product_rounding_error",
+    "q_value_bias",
+    "ratio_interval",
     "read_metrics",
     "real_windows",
     "relative_gap",
     "render_episode",
     "render_imagined",
     "render_state",
+    "reset_rollout",
     "restore_env_state",
     "rollout_schedule",
     "sample_mixed",

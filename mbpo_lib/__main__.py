@@ -15,14 +15,19 @@ Examples::
     python -m mbpo_lib sweep --envs InvertedPendulum-v5,Hopper-v5 --algos mbpo,sac --seeds 0-4
     python -m mbpo_lib sweep --envs Hopper-v5 --seeds 0-4 --address auto --steps mbpo=125000,sac=125000
     python -m mbpo_lib report runs/sweep --out results --threshold Hopper-v5=3000
+    python -m mbpo_lib sweep --envs InvertedPendulum-v5 --steps 5000 --root runs/controls \
+        --arm mbpo --arm sac-g10:algo=sac,updates_per_step=10 --arm k15:rollout_schedule=[1,15,15,15]
+    python -m mbpo_lib report runs/controls --out results/controls --baseline mbpo   # arms vs mbpo
     python -m mbpo_lib train --env MyEnv-v0 --env-module mypkg.envs --termination never   # your task
     python -m mbpo_lib train --env Reacher-v5 --termination learned --reward mypkg.rewards:reacher
     python -m mbpo_lib sweep --envs MyEnv-v0 --env-module mypkg.envs --termination mypkg.envs:done
 
 A run writes ``config.json``, ``metrics.csv``, ``metrics.jsonl`` and ``checkpoint.pt`` into its
 run folder (default ``runs/<env>-<algo>-seed<seed>``). A sweep (:mod:`mbpo_lib.sweep`) runs every
-(env, algo, seed) as a Ray task into ``<root>/<env>_<algo>_seed<k>``, skipping finished runs and
-resuming interrupted ones; ``report`` aggregates those folders into a table and figures.
+(env, algo, seed) as a Ray task into ``<root>/<env>_<algo>_seed<k>`` (with ``--arm``: every (arm,
+env, seed) into ``<root>/<arm>/<env>_<algo>_seed<k>``), skipping finished runs and resuming
+interrupted ones; ``report`` aggregates those folders into a table and figures, and compares arms
+with a ``--baseline`` arm.
 """
 
 from __future__ import annotations
@@ -287,12 +292,17 @@ def _sweep(args: argparse.Namespace) -> int:
     from . import sweep
 
     envs = sweep.parse_envs(args.envs, task=args.termination is not None)
-    algos = sweep.parse_names(args.algos, sweep.ALGORITHMS, "--algos")
+    if args.arm and args.algos is not None:
+        raise UserError(f"--algos {args.algos} with --arm: each arm names its algorithm (NAME:algo=sac,...; "
+                        "default mbpo), so leave --algos out")
+    arms = sweep.parse_arms(args.arm)
+    algos = [] if arms else sweep.parse_names(args.algos or "mbpo,sac", sweep.ALGORITHMS, "--algos")
     seeds = sweep.parse_seeds(args.seeds)
-    budgets = sweep.parse_budgets(args.total_steps, envs, algos)
+    budgets = sweep.parse_budgets(args.total_steps, envs, algos or list(dict.fromkeys(a.algo for a in arms)))
     runs = sweep.plan(envs, algos, seeds, root=args.root, budgets=budgets, overrides=args.set,
                       smoke=args.smoke, schedule=args.schedule, device=args.device,
-                      env_module=args.env_module, termination=args.termination, reward=args.reward)
+                      env_module=args.env_module, termination=args.termination, reward=args.reward,
+                      arms=arms)
     try:
         result = sweep.sweep(runs, use_ray=not args.no_ray, address=args.address, num_cpus=args.num_cpus,
                              gpus_per_task=args.gpus_per_task, max_retries=args.max_retries)
@@ -314,14 +324,19 @@ def _report(args: argparse.Namespace) -> int:
     at = sweep.parse_env_values(args.at, "--at", sweep.parse_step_list)
     with warnings.catch_warnings():   # a damaged run is reported below as one warning: line
         warnings.simplefilter("ignore", RuntimeWarning)
-        done = sweep.report(args.root, args.out, thresholds=thresholds, at=at, figures=not args.no_figures)
+        done = sweep.report(args.root, args.out, thresholds=thresholds, at=at, figures=not args.no_figures,
+                            baseline=args.baseline)
     print(done.table)
+    if done.comparison is not None:
+        print(f"\nagainst the baseline arm {args.baseline} (steps_ratio: the arm's median steps to the "
+              f"threshold over the baseline's; > 1 is slower):\n{done.comparison_table}")
     if done.ignored:
         print(f"\n(ignored, not run folders: {', '.join(done.ignored)})")
     for line in done.damaged:
         print(f"warning: skipped the damaged run {line}", file=sys.stderr)
     print(f"\nsummary: {done.summary}\nper run: {done.runs}\nmetrics copies: {len(done.copies)} in "
-          f"{done.summary.parent}" + "".join(f"\nfigure: {path}" for path in done.figures))
+          f"{done.summary.parent}" + "".join(f"\nfigure: {path}" for path in done.figures)
+          + (f"\ncomparison: {done.comparison}" if done.comparison is not None else ""))
     return 0
 
 
@@ -426,12 +441,18 @@ def main(argv: list[str] | None = None) -> int:
     sw = commands.add_parser(
         "sweep", help="many (env, algo, seed) runs as Ray tasks, local or on a cluster",
         description="Every (env, algo, seed) as a Ray task (1 CPU, a GPU share when the cluster has "
-                    "GPUs) into <root>/<env>_<algo>_seed<k>. Finished runs are skipped, runs with a "
-                    "checkpoint resume from it, so a sweep can simply be started again.")
+                    "GPUs) into <root>/<env>_<algo>_seed<k>; with --arm, every (arm, env, seed) into "
+                    "<root>/<arm>/<env>_<algo>_seed<k>, submitted in the arms' order. Finished runs are "
+                    "skipped, runs with a checkpoint resume from it, so a sweep can simply be started again.")
     sw.add_argument("--envs", required=True, help=f"comma-separated, from {', '.join(PRESETS)}, or tasks "
                                                   "of your own with --termination (and --env-module)")
     _add_task_flags(sw)
-    sw.add_argument("--algos", default="mbpo,sac", help="comma-separated, from mbpo, sac (default both)")
+    sw.add_argument("--algos", help="comma-separated, from mbpo, sac (default both; not with --arm)")
+    sw.add_argument("--arm", action="append", default=[], metavar="SPEC",
+                    help="a named variant of the preset (repeatable, run in the order given): NAME alone "
+                         "(the preset as it is) or NAME:algo=sac,steps=15000,updates_per_step=10 (algo= "
+                         "mbpo|sac, default mbpo; steps= this arm's budget, default --steps; any other "
+                         "key=value as --set, after the sweep's --set; lists as key=[1,15,15,15])")
     sw.add_argument("--seeds", default="0-4", help="'0-4' (inclusive), '0,2,5' or '0-2,7' (default 0-4)")
     sw.add_argument("--root", default="runs/sweep", help="where the run folders go (default runs/sweep); "
                     "on a cluster, a path every node sees")
@@ -459,11 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     sw.set_defaults(run=_sweep)
     rp = commands.add_parser(
         "report", help="aggregate a sweep's run folders into a table, metrics copies and figures",
-        description="Per env and algorithm: seeds, median/mean return at the budget, median return at "
-                    "fixed steps, steps to a return threshold (never reached: '>N', censored), training "
-                    "seconds. Writes sweep_summary.csv, sweep_runs.csv, <env>_<algo>_seed<k>.csv and "
-                    "<env>_curves.png into --out.")
-    rp.add_argument("root", help="the sweep's --root (holds <env>_<algo>_seed<k> folders)")
+        description="Per arm (in a root of arm folders), env and algorithm: seeds, median/mean return "
+                    "at the budget, median return at fixed steps, steps to a return threshold (never "
+                    "reached: '>N', censored) with a 95% bootstrap interval, the final normalised Q bias "
+                    "where runs log it, training seconds. Writes sweep_summary.csv, sweep_runs.csv, "
+                    "[<arm>/]<env>_<algo>_seed<k>.csv and <env>_curves.png into --out (and comparison.csv "
+                    "with --baseline).")
+    rp.add_argument("root", help="the sweep's --root (holds <env>_<algo>_seed<k> folders, or arm folders "
+                                 "holding them)")
     rp.add_argument("--out", help="output folder (default <root>/report; e.g. results to commit them)")
     rp.add_argument("--threshold", action="append", default=[], metavar="ENV=VALUE",
                     help="return threshold for steps-to-threshold (defaults: " + ", ".join(
@@ -471,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--at", action="append", default=[], metavar="ENV=S1,S2",
                     help="step counts to report the median return at (default per env, within the budget)")
     rp.add_argument("--no-figures", action="store_true", help="skip the curve figures")
+    rp.add_argument("--baseline", metavar="ARM",
+                    help="with arm folders: compare every arm's steps to the threshold with this arm's "
+                         "(a ratio of medians with a bootstrap interval; also written as comparison.csv)")
     rp.set_defaults(run=_report)
     args = parser.parse_args(argv)
     try:

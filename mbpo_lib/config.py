@@ -266,6 +266,10 @@ ROLLOUT_SCHEDULES: dict[str, Schedule] = {
 GENERAL_SCHEDULE = Schedule(20, 100, 1, 15)
 # MBPOConfig.termination's names; any other value is an import path "package.module:function".
 TERMINATION_NAMES = ("preset", "never", "learned")
+# MBPOConfig.rollout_start: where model rollouts begin. "real": MBPO's short branched rollouts
+# from real-buffer states; "reset": the paper's rival, long rollouts from the start-state
+# distribution (mbpo_lib.rollout.reset_rollout).
+ROLLOUT_STARTS = ("real", "reset")
 
 
 # --- the training loop -----------------------------------------------------------------------
@@ -388,6 +392,22 @@ class MBPOConfig:
         min_pool_size: with ``official_pool_timing``, the rows the real buffer must hold before
             SAC updates (the official code's ``min_pool_size``, 1000 on every task); ignored
             otherwise.
+        rollout_start: where the model rollouts after each fit begin, one of
+            :data:`ROLLOUT_STARTS`. ``"real"`` (default, MBPO): ``rollout_batch_size`` states
+            drawn from the real buffer, each rolled k steps (:func:`~mbpo_lib.rollout.branched_rollout`).
+            ``"reset"``: the rival design the paper argues against, for controlled experiments:
+            the same number of model transitions per fit, ``rollout_batch_size * k``, written by
+            long rollouts that start from the environment's reset distribution and run up to its
+            episode length (the time limit, e.g. 1000 steps) unless the termination function
+            ends them first, each ended rollout replaced by a new one from a fresh reset state
+            (:func:`~mbpo_lib.rollout.reset_rollout`). The reset states come from a second
+            environment with seeds of their own, so no other random stream of the run moves.
+        freeze_model_after_epoch: None (default): the model is fitted every ``model_train_freq``
+            steps of the whole run. An int e >= 0: it is fitted as usual through training epoch
+            e (the ``epoch`` column of the metrics: 0 is the first epoch after the random
+            warm-up), then never again; rollouts go on with the frozen model (and, with
+            ``termination="learned"``, the frozen classifier). A control for "the model must
+            track the policy": later epochs log ``model_fits`` 0 and NaN fit columns.
         seed: seeds the environment, the networks and every generator of the run.
     """
 
@@ -411,6 +431,8 @@ class MBPOConfig:
     monitor_model: bool = True
     official_pool_timing: bool = False
     min_pool_size: int = 1000
+    rollout_start: str = "real"
+    freeze_model_after_epoch: int | None = None
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     env_module: str | None = None
@@ -507,6 +529,13 @@ class MBPOConfig:
             raise ValueError("MBPOConfig.official_pool_timing must be True or False, got "
                              f"{self.official_pool_timing!r}")
         _check_int(self, "MBPOConfig", "min_pool_size", low=1)
+        if not (isinstance(self.rollout_start, str) and self.rollout_start in ROLLOUT_STARTS):
+            names = ", ".join(map(repr, ROLLOUT_STARTS))
+            raise ValueError(f"MBPOConfig.rollout_start must be one of {names} ('real': branched rollouts "
+                             "from real states, MBPO's; 'reset': long rollouts from the start-state "
+                             f"distribution), got {self.rollout_start!r}")
+        if self.freeze_model_after_epoch is not None:
+            _check_int(self, "MBPOConfig", "freeze_model_after_epoch", low=0, none_allowed=True)
         return self
 
     def _validate_task(self) -> None:

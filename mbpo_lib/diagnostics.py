@@ -27,6 +27,11 @@ The method's debugging tips as functions (notebook 06). Notation: elites :math:`
 4. **Report learning curves honestly** (:func:`confidence_band`, :func:`learning_curves`):
    the mean over seeds with a bootstrap band, next to the paper's numbers
    (:data:`PUBLISHED_RESULTS`).
+5. **Check the critic against real returns** (:func:`q_value_bias`, logged by the trainer as
+   the ``eval_q_*`` columns): on the states of the evaluation episodes, the critic's
+   :math:`Q(s_t, a_t)` against the discounted Monte-Carlo return :math:`G_t`
+   (:func:`discounted_returns`), the overestimation measure of REDQ (Chen et al. 2021). Model
+   data that flatters the critic shows up here as a growing positive bias.
 
 Everything random here takes a seed and uses its own generator, so the trainer's monitoring
 never moves the trainer's random streams (a resumed run stays step-for-step identical).
@@ -40,7 +45,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -725,3 +730,137 @@ def learning_curves(runs: Sequence[tuple[Any, Any]] | Mapping[str, Sequence[tupl
         if isinstance(fig, Figure):
             fig.tight_layout()
     return fig if isinstance(fig, Figure) else fig.figure
+
+
+# --- 5. the critic against real returns -------------------------------------------------------
+
+def discounted_returns(rewards: Any, gamma: float) -> np.ndarray:
+    r"""The Monte-Carlo discounted return-to-go of one episode, step by step (float64 ``[T]``):
+
+    .. math:: G_t = \sum_{i=t}^{T-1} \gamma^{\,i-t}\, r_i, \qquad G_t = r_t + \gamma\, G_{t+1},\ G_T = 0.
+
+    ``rewards`` is ``[T]`` (a list, array or tensor); ``gamma`` a number in [0, 1]. Nothing is
+    added after the last step: for an episode the time limit cut, :func:`q_value_bias` keeps
+    only the states where that missing tail weighs little.
+    """
+    r = torch.as_tensor(rewards, dtype=torch.float64).cpu().numpy()
+    if r.ndim != 1:
+        raise ValueError(f"rewards must be one episode's [T] rewards, got shape {list(r.shape)}")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating)) or not 0 <= gamma <= 1:
+        raise ValueError(f"gamma must be a number in [0, 1], got {gamma!r}")
+    returns = np.empty_like(r)
+    running = 0.0
+    for t in range(r.shape[0] - 1, -1, -1):
+        running = r[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+class QValueBias(NamedTuple):
+    """The critic's value against the real discounted return, over the kept states (see
+    :func:`q_value_bias`).
+
+    Attributes:
+        q_mean: mean over the states of ``Q(s_t, a_t)``.
+        mc_return: mean over the states of the Monte-Carlo return ``G_t``.
+        bias: ``mean(Q - G)``; positive: the critic overestimates.
+        bias_normalized: ``bias / |mc_return|`` (REDQ's "average normalized bias"); NaN when
+            ``mc_return`` is 0 (nothing to compare with).
+        states: how many states were measured (0: every value NaN).
+    """
+
+    q_mean: float
+    mc_return: float
+    bias: float
+    bias_normalized: float
+    states: int
+
+
+Q_CHUNK_ROWS = 65_536   # rows per critic forward in q_value_bias
+
+
+def q_value_bias(agent: Any, episodes: Sequence[Any], gamma: float | None = None, tail: float = 0.01, *,
+                 target: bool = False) -> QValueBias:
+    r"""How far the critic's Q is from the real discounted return on the evaluation episodes.
+
+    The overestimation measure of REDQ (Chen, Wang, Zhou, Ross 2021): for each kept state
+    :math:`s_t` of ``episodes`` and the action :math:`a_t` actually taken there,
+    :math:`Q(s_t, a_t) = \min_i Q_i(s_t, a_t)`, the clipped double-Q value of the twin critics
+    (the minimum the actor maximises and the SAC target takes, there over the target copies),
+    against :math:`G_t` (:func:`discounted_returns`); ``bias = mean(Q - G)`` and
+    ``bias_normalized = bias / |mean G|``.
+
+    Which states: an episode that ``terminated`` has its whole return, so all its states count.
+    For one the time limit cut (``truncated``, or neither flag) the return after the cut is
+    unknown and :math:`G_t` misses a tail of weight :math:`\gamma^{T-t}`; only the states with
+    :math:`\gamma^{T-t} \le` ``tail`` are kept (γ = 0.99, tail = 0.01: all but the last 459
+    steps of the episode).
+
+    What it is not: the critic is a *soft* Q, whose target also counts the entropy bonus
+    :math:`-\alpha \log\pi` of the stochastic policy in later steps, while ``G`` sums the
+    rewards of the (deterministic) evaluation episodes only; so even an exact critic shows a
+    positive bias of the order of the discounted entropy bonus. REDQ's own measure ran extra
+    stochastic episodes and added that bonus; this one takes no environment step more than the
+    evaluation did. Track it over training and across runs rather than reading its level alone.
+
+    Args:
+        agent: a :class:`~mbpo_lib.SAC`, or anything with ``critic(obs [B, obs_dim], act [B,
+            act_dim]) -> [copies, B]`` (``critic_target`` too with ``target=True``), optionally
+            ``device`` and ``config.gamma`` / ``config.reward_scale``.
+        episodes: evaluation episodes (:class:`~mbpo_lib.envs.EvalEpisode`, from
+            :func:`~mbpo_lib.envs.evaluate_episodes`): each with ``observations`` ``[T + 1 or T,
+            obs_dim]``, ``actions [T, act_dim]``, ``rewards [T]`` and ``terminated``.
+        gamma: the discount (None: the agent's, ``agent.config.gamma``).
+        tail: the largest weight of the unknown tail a cut episode's state may have to be kept,
+            in [0, 1].
+        target: read the target critics instead of the online ones.
+
+    Rewards are multiplied by the agent's ``config.reward_scale`` (1 by default), as its target
+    does. No random number is drawn and nothing of the agent changes.
+    """
+    config = getattr(agent, "config", None)
+    if gamma is None:
+        gamma = getattr(config, "gamma", None)
+        if gamma is None:
+            raise ValueError("gamma=None means the agent's discount, but the agent has no config.gamma; "
+                             "give gamma")
+    if isinstance(tail, bool) or not isinstance(tail, (int, float, np.floating)) or not 0 <= tail <= 1:
+        raise ValueError(f"tail must be a number in [0, 1] (the largest weight of a cut episode's unknown "
+                         f"return a kept state may have), got {tail!r}")
+    scale = float(getattr(config, "reward_scale", 1.0))
+    critic = getattr(agent, "critic_target" if target else "critic", None)
+    if not callable(critic):
+        raise TypeError(f"agent must have {'critic_target' if target else 'critic'}(obs, act) -> [copies, B] "
+                        f"(a SAC does), got {type(agent).__name__}")
+    states, actions, returns = [], [], []
+    for i, episode in enumerate(episodes):
+        rewards = np.asarray(episode.rewards, dtype=np.float64)
+        length = rewards.shape[0]
+        obs, act = np.asarray(episode.observations), np.asarray(episode.actions)
+        if rewards.ndim != 1 or obs.ndim != 2 or obs.shape[0] not in (length, length + 1) \
+                or act.ndim != 2 or act.shape[0] != length:
+            raise ValueError(f"episode {i}: observations must be [T + 1 or T, obs_dim], actions [T, act_dim] "
+                             f"and rewards [T], got {list(obs.shape)}, {list(act.shape)}, "
+                             f"{list(rewards.shape)}")
+        g = discounted_returns(scale * rewards, gamma)
+        if episode.terminated:
+            keep = np.ones(length, dtype=bool)
+        else:
+            keep = float(gamma) ** (length - np.arange(length, dtype=np.float64)) <= tail
+        states.append(obs[:length][keep])
+        actions.append(act[keep])
+        returns.append(g[keep])
+    n = int(sum(len(g) for g in returns))
+    if n == 0:
+        return QValueBias(math.nan, math.nan, math.nan, math.nan, 0)
+    g = np.concatenate(returns)
+    device = getattr(agent, "device", None) or torch.device("cpu")
+    obs_t = torch.as_tensor(np.concatenate(states), dtype=torch.float32, device=device)
+    act_t = torch.as_tensor(np.concatenate(actions), dtype=torch.float32, device=device)
+    with torch.no_grad():
+        q = torch.cat([critic(obs_t[i:i + Q_CHUNK_ROWS], act_t[i:i + Q_CHUNK_ROWS]).amin(0)
+                       for i in range(0, n, Q_CHUNK_ROWS)])
+    q = q.double().cpu().numpy()
+    q_mean, mc_return, bias = float(q.mean()), float(g.mean()), float((q - g).mean())
+    normalized = bias / abs(mc_return) if mc_return != 0 else math.nan
+    return QValueBias(q_mean, mc_return, bias, normalized, n)

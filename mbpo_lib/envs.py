@@ -14,7 +14,9 @@ Pendulum's ``[-2, 2]``, InvertedPendulum's ``[-3, 3]`` and Humanoid's ``[-0.4, 0
 ``[-1, 1]``; the other tasks already are.
 
 :func:`evaluate` runs a policy's deterministic action for a few episodes and reports the mean
-and standard deviation of the undiscounted return.
+and standard deviation of the undiscounted return; :func:`evaluate_episodes` runs the same
+episodes and keeps each one (:class:`EvalEpisode`: observations, actions, rewards, how it
+ended), and :func:`episode_return_stats` turns those into what :func:`evaluate` reports.
 
 Your own task: :func:`make_env` also builds any other id that ``gymnasium.make`` can build, a
 task of Gymnasium's outside the presets or one registered with ``gymnasium.register`` by a
@@ -34,10 +36,10 @@ import logging
 import math
 import re
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -251,6 +253,82 @@ def as_action_fn(policy: Any) -> Callable[[np.ndarray], np.ndarray]:
                     f"{type(policy).__name__}")
 
 
+class EvalEpisode(NamedTuple):
+    """One evaluation episode as :func:`evaluate_episodes` recorded it (NumPy arrays, T steps).
+
+    Attributes:
+        observations: ``[T + 1, obs_dim]``: the reset observation, then the one after each step
+            (the last is the observation the episode ended in).
+        actions: ``[T, act_dim]``: the actions the policy took, as given to ``env.step``.
+        rewards: ``[T]`` (float64): the rewards.
+        terminated: the episode ended in a terminal state (its return after the end is 0).
+        truncated: the time limit cut it (its return after the cut is unknown).
+        episode_return: the undiscounted return, the rewards summed in step order (what
+            :func:`evaluate` averages).
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: bool
+    truncated: bool
+    episode_return: float
+
+    @property
+    def length(self) -> int:
+        """T, the steps of the episode."""
+        return int(self.rewards.shape[0])
+
+
+def evaluate_episodes(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, **make_kwargs: Any
+                      ) -> list[EvalEpisode]:
+    """Run ``policy``'s deterministic action for ``episodes`` episodes and record each of them.
+
+    ``policy`` is an object with ``act(obs, deterministic=True)`` (a :class:`~mbpo_lib.SAC`:
+    the deterministic action ``tanh(mean)``) or a function ``obs -> action``; actions are in
+    ``[-1, 1]`` (the env's actions are rescaled by :func:`make_env`, which ``make_kwargs`` go
+    to). Episode ``i`` starts from ``reset(seed=seed + i)``, so the same policy and seed give
+    the same episodes. An episode ends at ``terminated`` or at the time limit (``truncated``).
+    The episodes are kept whole so that other measures can be taken on exactly the evaluation's
+    states, without a step more (e.g. :func:`mbpo_lib.diagnostics.q_value_bias`).
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
+    act = as_action_fn(policy)
+    env = make_env(env_id, seed, **make_kwargs)
+    recorded = []
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            observations, actions, rewards = [np.array(obs)], [], []   # copies: an env may reuse its array
+            total, done, terminated, truncated = 0.0, False, False, False
+            while not done:
+                action = np.array(act(obs))
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                observations.append(np.array(obs))
+                actions.append(action)
+                rewards.append(float(reward))
+                done = terminated or truncated
+            recorded.append(EvalEpisode(np.stack(observations), np.stack(actions),
+                                        np.asarray(rewards, dtype=np.float64), bool(terminated),
+                                        bool(truncated), total))
+    finally:
+        env.close()
+    return recorded
+
+
+def episode_return_stats(episodes: Sequence[EvalEpisode]) -> tuple[float, float]:
+    """Mean and (population) standard deviation of the episodes' returns: what :func:`evaluate`
+    reports, from the episodes :func:`evaluate_episodes` recorded."""
+    returns = [episode.episode_return for episode in episodes]
+    if not returns:
+        raise ValueError("episode_return_stats needs at least one episode, got none")
+    mean = statistics.fmean(returns)
+    std = math.sqrt(statistics.fmean([(r - mean) ** 2 for r in returns]))
+    return mean, std
+
+
 def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, **make_kwargs: Any
              ) -> tuple[float, float]:
     """Mean and (population) standard deviation of the return over ``episodes`` episodes.
@@ -259,27 +337,10 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, **make
     the deterministic action ``tanh(mean)``) or a function ``obs -> action``; actions are in
     ``[-1, 1]`` (the env's actions are rescaled by :func:`make_env`). Episode ``i`` starts from
     ``reset(seed=seed + i)``, so the same policy and seed give the same numbers. An episode ends
-    at ``terminated`` or at the time limit (``truncated``).
+    at ``terminated`` or at the time limit (``truncated``). The same as
+    ``episode_return_stats(evaluate_episodes(...))``; use those two to keep the episodes.
     """
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
-    act = as_action_fn(policy)
-    env = make_env(env_id, seed, **make_kwargs)
-    returns = []
-    try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            total, done = 0.0, False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(np.asarray(act(obs)))
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-    finally:
-        env.close()
-    mean = statistics.fmean(returns)
-    std = math.sqrt(statistics.fmean([(r - mean) ** 2 for r in returns]))
-    return mean, std
+    return episode_return_stats(evaluate_episodes(policy, env_id, episodes, seed, **make_kwargs))
 
 
 def _wrappers(env: gym.Env) -> list[Any]:

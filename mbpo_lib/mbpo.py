@@ -8,14 +8,16 @@ One real step at a time, counting every real step (the random warm-up included) 
         else:
             s = t - init_exploration_steps            (steps into training; epoch = s // epoch_length)
             if s % model_train_freq == 0 and real_ratio < 1:
-                fit the ensemble on all real data (warm-started)
+                fit the ensemble on all real data (warm-started), unless frozen (see below)
                 k = rollout_schedule(epoch); grow the model buffer to retain * k * B * fits/epoch
                 branched_rollout(k) from rollout_batch_size real start states into the model buffer
+                  (rollout_start="reset": reset_rollout of B * k rows from reset states instead)
             act with the stochastic policy
         step the env, store (s, a, r, s', terminated) in the real buffer; reset on terminated or truncated
         if t >= init_exploration_steps:  G SAC updates on sample_mixed(real, model, real_ratio, 256)
         at the end of each epoch: measure the last fit's model on the real steps since that fit,
-                                  evaluate (deterministic episodes), log a row of metrics, checkpoint
+                                  evaluate (deterministic episodes) and measure the critic's bias on
+                                  them, log a row of metrics, checkpoint
 
 as the official code does (its model fits at the epoch's steps 0, 250, 500 and 750). With
 ``real_ratio = 1`` no model is fitted and the loop is plain SAC on real data, the baseline of
@@ -54,6 +56,20 @@ Faults stop the run with a message, never with a broken checkpoint:
 - the environment's observation or action space changes after a reset (the model and both
   buffers are sized from them): :class:`EnvironmentDataError` naming both spaces and the step.
 
+Controlled experiments (issue 17; both off by default, and then the run is exactly MBPO's):
+``config.rollout_start = "reset"`` replaces the branched rollouts by the rival design the paper
+argues against, as many model transitions per fit from long rollouts that start at the task's
+reset states (:func:`~mbpo_lib.rollout.reset_rollout`; the reset states come from a second
+environment reset with seeds ``SeedSequence([seed, 5, n])`` for its n-th reset, a count kept in
+the checkpoint, so no other random stream moves and a resumed run stays exact);
+``config.freeze_model_after_epoch = e`` stops fitting the model after epoch e, and rollouts go on
+with the frozen model (the later rows log ``model_fits`` 0 and NaN fit columns).
+
+Critic monitoring: each evaluation's episodes are kept (:func:`~mbpo_lib.envs.evaluate_episodes`)
+and the critic's Q on their states is compared with the real discounted return
+(:func:`~mbpo_lib.diagnostics.q_value_bias`): the ``eval_q_*`` columns (:data:`Q_BIAS_COLUMNS`).
+No step or random draw is added, so the evaluation is the one it was without them.
+
 Any Gymnasium task works (``MBPOConfig.env_id``, ``env_kwargs``, ``env_module``; dimensions
 from its spaces). Rollouts end rows by ``config.termination``: the task's exact rule, never, a
 user's function, or a :class:`~mbpo_lib.learned_termination.TerminationClassifier` fitted right
@@ -80,12 +96,12 @@ import torch
 
 from .buffer import ReplayBuffer, sample_mixed
 from .config import MBPOConfig
-from .diagnostics import diagnostic_columns, model_error_report
+from .diagnostics import diagnostic_columns, model_error_report, q_value_bias
 from .dynamics import DynamicsModel
-from .envs import env_state, evaluate, make_env, restore_env_state
+from .envs import env_state, episode_return_stats, evaluate_episodes, make_env, restore_env_state
 from .files import atomic_write, load_checkpoint, previous_checkpoint, save_checkpoint
 from .learned_termination import TerminationClassifier
-from .rollout import branched_rollout, model_buffer_capacity, rollout_schedule
+from .rollout import branched_rollout, model_buffer_capacity, reset_rollout, rollout_schedule
 from .sac import SAC
 from .task_functions import CheckedFunction, load_function
 from .termination import resolve_termination
@@ -94,14 +110,19 @@ CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 SAC_METRICS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 PHASES = ("env", "model", "rollout", "sac", "eval", "monitor")
+# The critic against the real discounted return on each evaluation's episodes
+# (mbpo_lib.diagnostics.q_value_bias): QValueBias's fields, in order.
+Q_BIAS_COLUMNS = ("eval_q_mean", "eval_mc_return", "eval_q_bias", "eval_q_bias_normalized", "eval_q_states")
 # The columns of metrics.csv, in order (metrics.jsonl has the same keys), before the model
 # monitoring's diag_* columns, which depend on the observation's size (MBPO.metric_columns).
+# Q_BIAS_COLUMNS were added last: a run resumed from a checkpoint written before them has empty
+# cells there in its older rows.
 METRIC_COLUMNS = (
     "epoch", "env_steps", "episodes", "train_return", "eval_return", "eval_return_std", "eval_episodes",
     "model_fits", "model_holdout_mse", "model_fit_epochs", "model_stopped_early", "elites", "k",
     "rollout_transitions", "rollout_mean_length", "rollout_termination_rate", "rollout_mean_reward",
     "model_buffer_rows", "model_buffer_capacity", "model_buffer_mib", "real_buffer_rows", "sac_updates",
-    *SAC_METRICS, *(f"seconds_{phase}" for phase in PHASES), "seconds_total",
+    *SAC_METRICS, *(f"seconds_{phase}" for phase in PHASES), "seconds_total", *Q_BIAS_COLUMNS,
 )
 # With termination="learned", after the fixed columns: the classifier's holdout scores at each fit.
 TERMINATION_COLUMNS = ("termination_precision", "termination_recall")
@@ -116,7 +137,8 @@ def _float_or_nan(text: str | None) -> float:
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
     """A run's ``metrics.csv`` read back: one dict per epoch row, every cell a float, NaN where
-    the cell is empty or not a number (the ``elites`` list, the True/False columns)."""
+    the cell is empty or not a number (the ``elites`` list, the True/False columns). A file
+    written before a column existed simply lacks it (``row.get(name, math.nan)``)."""
     with open(path, newline="") as f:
         return [{key: _float_or_nan(value) for key, value in row.items()} for row in csv.DictReader(f)]
 
@@ -199,6 +221,20 @@ class MBPO:
                                          dtype=c.model_buffer_torch_dtype)
         self.generator = torch.Generator(device=self.device).manual_seed(c.seed + 2)
         self.action_rng = np.random.default_rng(c.seed + 3)   # the warm-up's uniform actions
+        # rollout_start="reset": a second env of the task gives the start states; its n-th reset
+        # takes the seed SeedSequence([seed, 5, n]), n = reset_count (kept in checkpoints)
+        self.reset_env: Any = None
+        self.reset_count = 0
+        self.horizon: int | None = None
+        if c.rollout_start == "reset" and c.real_ratio < 1.0:
+            self.horizon = self.env.spec.max_episode_steps if self.env.spec is not None else None
+            if not (isinstance(self.horizon, int) and self.horizon >= 1):
+                self.env.close()
+                raise ValueError(f"rollout_start='reset' rolls the model out up to the episode length, and "
+                                 f"{c.env_id} has no time limit (its spec's max_episode_steps is "
+                                 f"{self.horizon!r}); give it one, e.g. env_kwargs max_episode_steps=1000 "
+                                 "or gymnasium.register(..., max_episode_steps=...)")
+            self.reset_env = make_env(c.env_id, seed=None, env_module=c.env_module, **c.env_kwargs)
         self.obs, _ = self.env.reset(seed=c.seed)
         self._check_spaces(self.obs, after=0)
         self.env_steps = 0
@@ -400,8 +436,21 @@ class MBPO:
                      "episode abandoned): --resume continues from there, e.g. after fixing the environment")
         raise EnvironmentDataError(message + saved)
 
+    def model_frozen(self, epoch: int) -> bool:
+        """Whether the model is no longer fitted in training epoch ``epoch``
+        (``config.freeze_model_after_epoch``: fitted through that epoch, never after)."""
+        last = self.config.freeze_model_after_epoch
+        return last is not None and epoch > last
+
     def _fit_and_rollout(self, epoch: int) -> None:
-        c, timer = self.config, self._epoch.seconds
+        if self.model_frozen(epoch):
+            self.last_fit = {}   # no fit: this epoch's fit columns stay NaN, model_fits 0
+        else:
+            self._fit(epoch)
+        self._rollout(epoch)
+
+    def _fit(self, epoch: int) -> None:
+        timer = self._epoch.seconds
         try:
             report = self.model.fit(self.real)
         except FloatingPointError as error:
@@ -422,19 +471,44 @@ class MBPO:
                                             f"{self.env_steps}: {error}; {self._last_good()}") from None
             timer["model"] += learned.seconds
             self.last_fit.update(termination_precision=learned.precision, termination_recall=learned.recall)
+
+    def _rollout(self, epoch: int) -> None:
+        c, timer = self.config, self._epoch.seconds
         start = time.perf_counter()
         k = rollout_schedule(epoch, c.rollout_schedule)
         if k != self.k:
             self.k = k
             self.model_buffer.resize(model_buffer_capacity(c, k))
-        start_obs = self.real.sample(c.rollout_batch_size, self.generator).obs
-        stats = branched_rollout(self.model, self.agent, start_obs, k, self.termination,
-                                 generator=self.generator, buffer=self.model_buffer, reward=self.reward_fn)
+        if c.rollout_start == "reset":
+            stats = reset_rollout(self.model, self.agent, self._reset_states, c.rollout_batch_size * k,
+                                  self.horizon, self.termination, generator=self.generator,
+                                  buffer=self.model_buffer, reward=self.reward_fn)
+        else:
+            start_obs = self.real.sample(c.rollout_batch_size, self.generator).obs
+            stats = branched_rollout(self.model, self.agent, start_obs, k, self.termination,
+                                     generator=self.generator, buffer=self.model_buffer,
+                                     reward=self.reward_fn)
         self.last_rollout = {"rollout_transitions": stats.transitions,
                              "rollout_mean_length": stats.mean_length,
                              "rollout_termination_rate": stats.termination_rate,
                              "rollout_mean_reward": stats.mean_reward}
         timer["rollout"] += time.perf_counter() - start
+
+    def _reset_states(self, n: int) -> torch.Tensor:
+        """``n`` fresh start states ``[n, obs_dim]`` on the device for :func:`reset_rollout`: the
+        second env reset with the seeds ``SeedSequence([seed, 5, reset_count])``, one per state."""
+        rows = []
+        for _ in range(n):
+            sequence = np.random.SeedSequence([self.config.seed, 5, self.reset_count])
+            obs, _ = self.reset_env.reset(seed=int(sequence.generate_state(1, np.uint64)[0]))
+            self.reset_count += 1
+            if np.shape(obs) != (self.obs_dim,) or not np.isfinite(obs).all():
+                raise EnvironmentDataError(
+                    f"the environment {self.config.env_id}'s reset {self.reset_count} for a reset rollout "
+                    f"gave the observation {np.asarray(obs).tolist()} (a finite [{self.obs_dim}] vector "
+                    "was expected)")
+            rows.append(np.asarray(obs, dtype=np.float32))
+        return torch.as_tensor(np.stack(rows), device=self.device)
 
     def _epoch_ended(self) -> bool:
         c = self.config
@@ -449,11 +523,14 @@ class MBPO:
         monitor = self._monitor_model()
         acc.seconds["monitor"] += time.perf_counter() - start
         eval_return = eval_std = float("nan")
+        critic: dict[str, float] = {}
         if (epoch + 1) % c.eval_every == 0 or self.env_steps == c.total_steps:
             start = time.perf_counter()
-            eval_return, eval_std = evaluate(self.agent, c.env_id, episodes=c.eval_episodes,
-                                             seed=10_000 * (c.seed + 1) + 100 * epoch,
-                                             env_module=c.env_module, **c.env_kwargs)
+            episodes = evaluate_episodes(self.agent, c.env_id, episodes=c.eval_episodes,
+                                         seed=10_000 * (c.seed + 1) + 100 * epoch,
+                                         env_module=c.env_module, **c.env_kwargs)
+            eval_return, eval_std = episode_return_stats(episodes)
+            critic = dict(zip(Q_BIAS_COLUMNS, q_value_bias(self.agent, episodes), strict=True))
             acc.seconds["eval"] += time.perf_counter() - start
         sac = dict.fromkeys(SAC_METRICS, float("nan"))
         if acc.sac is not None:
@@ -478,6 +555,7 @@ class MBPO:
         row.update(self.last_fit)
         row.update(self.last_rollout)
         row.update(monitor)
+        row.update(critic)
         self.history.append(row)
         self._epoch = _Epoch()
         if self.run_dir is not None:
@@ -548,6 +626,7 @@ class MBPO:
             "env": env_state(self.env), "obs": np.asarray(self.obs).copy(),
             "env_steps": self.env_steps, "episodes": self.episodes, "episode_return": self.episode_return,
             "k": self.k, "history": self.history, "last_fit": self.last_fit, "pending": list(self._pending),
+            "reset_count": self.reset_count,
             "last_rollout": self.last_rollout, "epoch_sums": self._epoch.state_dict(),
             "termination_model": (None if self.termination_model is None
                                   else self.termination_model.state_dict()),
@@ -575,6 +654,7 @@ class MBPO:
         self.last_fit, self.last_rollout = dict(state["last_fit"]), dict(state["last_rollout"])
         self._epoch.load_state_dict(state["epoch_sums"])
         self._pending = list(state.get("pending", []))
+        self.reset_count = int(state.get("reset_count", 0))   # absent before rollout_start existed
         if self.termination_model is not None:
             self.termination_model.load_state_dict(state["termination_model"])
 

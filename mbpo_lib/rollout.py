@@ -7,6 +7,9 @@ writes every model transition into the model buffer, from which SAC then learns.
 * :func:`rollout_schedule` gives ``k`` from the epoch (the official formula; the per-env
   schedules are :data:`ROLLOUT_SCHEDULES`, kept in :mod:`mbpo_lib.config` and re-exported here).
 * :func:`branched_rollout` runs one batched rollout of up to 100,000 rows on the model's device.
+* :func:`reset_rollout` is the rival design the paper argues against (``MBPOConfig.rollout_start
+  = "reset"``, :data:`ROLLOUT_STARTS`): the same number of model transitions, written by long
+  rollouts from the environment's start-state distribution, for controlled experiments.
 * :func:`model_buffer_capacity` sizes the model buffer:
   ``retain_epochs * k * rollout_batch_size * (epoch_length / model_train_freq)``.
 
@@ -26,13 +29,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import torch
 
-from .config import ROLLOUT_SCHEDULES, Schedule, as_schedule
+from .config import ROLLOUT_SCHEDULES, ROLLOUT_STARTS, Schedule, as_schedule
 
 if TYPE_CHECKING:
     from .config import MBPOConfig
 
 __all__ = [
     "ROLLOUT_SCHEDULES",
+    "ROLLOUT_STARTS",
     "RolloutModel",
     "RolloutPolicy",
     "RolloutStats",
@@ -41,6 +45,7 @@ __all__ = [
     "as_rollout_policy",
     "branched_rollout",
     "model_buffer_capacity",
+    "reset_rollout",
     "rollout_schedule",
 ]
 
@@ -75,7 +80,9 @@ def model_buffer_capacity(config: MBPOConfig, k: int) -> int:
     fit's rollout adds at most ``k * rollout_batch_size`` rows, and an epoch has
     ``epoch_length / model_train_freq`` fits). The paper's Hopper: 1 * k * 100,000 * 4 = 400,000
     rows at k = 1 and 6,000,000 at k = 15. When k grows the buffer grows and keeps what it holds
-    (``ReplayBuffer.resize``).
+    (``ReplayBuffer.resize``). The same size serves both ``rollout_start`` modes: a branched
+    rollout writes at most ``k * rollout_batch_size`` rows per fit (fewer when rows terminate), a
+    :func:`reset_rollout` exactly that many.
     """
     k = _check_k(k)
     fits_per_epoch, rest = divmod(config.epoch_length, config.model_train_freq)
@@ -151,7 +158,8 @@ def as_rollout_policy(policy: Any) -> Callable[[torch.Tensor, torch.Generator | 
 
 
 class RolloutStats(NamedTuple):
-    """What one :func:`branched_rollout` did.
+    """What one :func:`branched_rollout` did (a :func:`reset_rollout` fills the same fields; its
+    docstring says how they read there).
 
     Attributes:
         k: the rollout length asked for.
@@ -305,5 +313,159 @@ def branched_rollout(model: RolloutModel, policy: Any, start_obs: torch.Tensor, 
         rows_per_step=tuple(rows_per_step), mean_length=transitions / n_start,
         termination_rate=terminated / n_start, mean_reward=reward_total / transitions,
         mean_disagreement=disagreement_total / transitions if disagreement else None,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _check_count(name: str, value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} ({what}) must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def _fresh_states(reset_obs: Callable[[int], torch.Tensor], n: int, obs_dim: int,
+                  device: torch.device | None) -> torch.Tensor:
+    """``reset_obs(n)``, checked: a ``[n, obs_dim]`` tensor on the model's device."""
+    obs = reset_obs(n)
+    if not isinstance(obs, torch.Tensor):
+        raise TypeError(f"reset_obs(n) must return a torch.Tensor [n, {obs_dim}] on the model's device, "
+                        f"got {type(obs).__name__}")
+    if obs.dim() != 2 or tuple(obs.shape) != (n, obs_dim):
+        raise ValueError(f"reset_obs({n}) must return [{n}, {obs_dim}] (n fresh start states; the model's "
+                         f"obs_dim is {obs_dim}), got {list(obs.shape)}")
+    if device is not None and not _same_device(obs.device, device):
+        raise ValueError(f"reset_obs gave states on {obs.device} but the model is on {device}; return them "
+                         "on the model's device")
+    return obs
+
+
+@torch.no_grad()
+def reset_rollout(model: RolloutModel, policy: Any, reset_obs: Callable[[int], torch.Tensor],
+                  transitions: int, horizon: int,
+                  termination: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                  generator: torch.Generator | None = None, buffer: TransitionSink | None = None, *,
+                  reward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  parallel: int | None = None, disagreement: bool = False) -> RolloutStats:
+    """Write exactly ``transitions`` model transitions from long rollouts that start at reset states.
+
+    The design the MBPO paper argues against (``MBPOConfig.rollout_start = "reset"``), kept for
+    controlled experiments: instead of short branches off real states, rollouts begin in the
+    environment's start-state distribution and run up to ``horizon`` steps (the task's episode
+    length), as a Dyna-style learner that imagines whole episodes would. ``parallel`` rollouts
+    run side by side as one batch; whenever one ends, because the termination function ended it
+    (its last row is written with ``done`` True) or because it reached ``horizon`` steps (a time
+    limit: written with ``done`` False, never as terminal), its slot starts a new rollout from a
+    fresh state of ``reset_obs``. Rows that a termination ended are never stepped again. The
+    rollout stops as soon as ``transitions`` rows are written: the last step runs only the first
+    slots it needs, so exactly ``transitions`` rows reach ``buffer``.
+
+    Each step is the one of :func:`branched_rollout`, on every slot: ``act = policy(obs,
+    generator)``, ``next_obs, rew = model.step(obs, act, generator=generator)`` (``rew`` replaced
+    by ``reward(obs, act, next_obs)`` when given), ``done = termination(obs, act, next_obs)``, and
+    ``(obs, act, rew, next_obs, done)`` to ``buffer.add_batch``: the buffer holds the transitions
+    step by step, slots in order within a step.
+
+    Args:
+        model, policy, termination, generator, buffer, reward, disagreement: as in
+            :func:`branched_rollout`.
+        reset_obs: ``reset_obs(n) -> [n, obs_dim]`` tensor on the model's device: n fresh states
+            from the start-state distribution (the trainer resets a second environment with
+            seeds of its own). It is called once with ``parallel`` and then, after each step
+            where rollouts ended, with their number; slots are filled in order.
+        transitions: the model rows to write, an int >= 1 (the trainer: ``rollout_batch_size *
+            k``, the same count a branched rollout of length k writes at most).
+        horizon: the longest rollout, an int >= 1 (the trainer: the environment's
+            ``max_episode_steps``).
+        parallel: rollouts run side by side (None: ``ceil(transitions / horizon)``, so a rollout
+            that never terminates runs its whole horizon once and the batch takes about
+            ``horizon`` sequential model steps). At most ``transitions`` are used.
+
+    Returns:
+        :class:`RolloutStats` with ``k = horizon``, ``start_states`` the rollouts begun (from reset
+        states; the last ones may be cut by the transition count), ``steps`` the batched steps,
+        ``mean_length = transitions / start_states`` and ``termination_rate`` the share of begun
+        rollouts that the termination function ended.
+    """
+    start = time.perf_counter()
+    transitions = _check_count("transitions", transitions, "the model rows to write")
+    horizon = _check_count("horizon", horizon, "the longest rollout, in steps")
+    slots = -(-transitions // horizon) if parallel is None else _check_count(
+        "parallel", parallel, "the rollouts run side by side")
+    slots = min(slots, transitions)
+    pi = as_rollout_policy(policy)
+    if not callable(termination):
+        raise TypeError(f"termination must be callable as termination(obs, act, next_obs) -> bool [B], "
+                        f"got {type(termination).__name__}")
+    if not callable(reset_obs):
+        raise TypeError(f"reset_obs must be callable as reset_obs(n) -> [n, obs_dim] fresh start states, got "
+                        f"{type(reset_obs).__name__}")
+    obs_dim = model.obs_dim
+    device = getattr(model, "device", None)
+    device = None if device is None else torch.device(device)
+    if buffer is not None and getattr(buffer, "obs_dim", obs_dim) != obs_dim:
+        raise ValueError(f"the buffer stores obs_dim={buffer.obs_dim} but the model has obs_dim={obs_dim}")
+    obs = _fresh_states(reset_obs, slots, obs_dim, device)
+    device = obs.device if device is None else device
+    if buffer is not None:
+        buffer_device = getattr(buffer, "device", None)
+        if buffer_device is not None and not _same_device(torch.device(buffer_device), device):
+            raise ValueError(f"the buffer is on {buffer_device} but the model on {device}; a rollout "
+                             "writes on one device (make the model buffer there)")
+
+    age = torch.zeros(slots, dtype=torch.long, device=obs.device)   # steps into each slot's rollout
+    begun, written = slots, 0
+    rows_per_step: list[int] = []
+    reward_sum = torch.zeros((), dtype=torch.float32, device=obs.device)
+    disagreement_sum = torch.zeros((), dtype=torch.float32, device=obs.device)
+    ended = torch.zeros((), dtype=torch.long, device=obs.device)     # rollouts the termination ended
+    while True:
+        n = min(slots, transitions - written)
+        if n < obs.shape[0]:                        # the last step: only the rows still needed
+            obs, age = obs[:n], age[:n]
+        act = pi(obs, generator)
+        if not isinstance(act, torch.Tensor) or act.dim() != 2 or act.shape[0] != n:
+            shape = list(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__
+            raise ValueError(f"the policy must return a [B, act_dim] tensor for B = {n} rows, got {shape}")
+        if disagreement:
+            next_obs, rew, info = model.step(obs, act, generator=generator, disagreement=True)
+            disagreement_sum += info["disagreement"].float().sum()
+        else:
+            next_obs, rew, info = model.step(obs, act, generator=generator)
+        if reward is not None:
+            rew = reward(obs, act, next_obs)
+            if not isinstance(rew, torch.Tensor) or rew.numel() != n:
+                shape = list(rew.shape) if isinstance(rew, torch.Tensor) else type(rew).__name__
+                raise ValueError(f"reward must return a tensor [B] for B = {n} rows, got {shape}")
+            rew = rew.reshape(n)
+        done = termination(obs, act, next_obs)
+        if not isinstance(done, torch.Tensor) or done.numel() != n or done.dim() > 2:
+            shape = list(done.shape) if isinstance(done, torch.Tensor) else type(done).__name__
+            raise ValueError(f"termination must return a bool tensor [B] for B = {n} rows, got {shape}")
+        done = done.reshape(n).to(torch.bool)
+        if buffer is not None:
+            buffer.add_batch(obs, act, rew, next_obs, done)
+        rows_per_step.append(n)
+        written += n
+        reward_sum += rew.float().sum()
+        ended += done.sum()
+        if written == transitions:
+            break
+        age += 1
+        restart = (done | (age >= horizon)).nonzero().squeeze(1)   # the one sync of the step
+        obs = next_obs
+        if restart.numel():
+            fresh = _fresh_states(reset_obs, restart.numel(), obs_dim, device)
+            obs = obs.clone()                       # never write into the rows the buffer was given
+            obs[restart] = fresh.to(obs.dtype)
+            age[restart] = 0
+            begun += restart.numel()
+
+    reward_total, disagreement_total, terminated = torch.stack(
+        [reward_sum, disagreement_sum, ended.to(torch.float32)]).tolist()   # the one final sync
+    return RolloutStats(
+        k=horizon, start_states=begun, steps=len(rows_per_step), transitions=written,
+        rows_per_step=tuple(rows_per_step), mean_length=written / begun,
+        termination_rate=terminated / begun, mean_reward=reward_total / written,
+        mean_disagreement=disagreement_total / written if disagreement else None,
         seconds=time.perf_counter() - start,
     )

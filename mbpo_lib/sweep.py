@@ -3,8 +3,16 @@
 A sweep is the cross product ``envs x algos x seeds``. Each run is one Ray task (one CPU, and a
 share of a GPU when the cluster has one) that trains in-process with one torch thread and writes
 to its own folder ``<root>/<env>_<algo>_seed<k>`` (the names of
-``benchmarks/sample_efficiency.py``'s results). A task is idempotent, so a sweep can simply be
-started again:
+``benchmarks/sample_efficiency.py``'s results; a namespaced id ``my_pkg/Arm-v0`` is written
+``my_pkg+Arm-v0`` in the name, :func:`env_from_folder` gives the id back).
+
+A controlled experiment runs named variants of a preset instead, *arms* (:class:`Arm`,
+``--arm NAME:algo=sac,steps=15000,updates_per_step=10``): the cross product ``arms x envs x
+seeds``, each arm with its algorithm, budget and ``--set`` overrides, into
+``<root>/<arm>/<env>_<algo>_seed<k>``. So an arm's folder is exactly the ``--root`` of a plain
+sweep with the same settings, and runs made that way are recognised (and skipped) as the arm's.
+
+A task is idempotent, so a sweep can simply be started again:
 
 - a run folder with ``done.json`` (written atomically after the last step) is finished: skipped;
 - a run folder with a checkpoint is resumed from it (exactly, on the CPU), so a run whose worker
@@ -19,13 +27,18 @@ before it makes the env (so the module must be importable on every node, e.g. on
 import path.
 
 A run folder made with other settings (another budget, another ``--set``) is refused with the
-fields that differ, never silently mixed. On a cluster, ``root`` must be on a filesystem every
-node sees, and every node needs this package installed.
+fields that differ, never silently mixed (a field the run's ``config.json`` predates counts as
+its default). On a cluster, ``root`` must be on a filesystem every node sees, and every node
+needs this package installed.
 
-:func:`report` reads the run folders back: per environment and algorithm the number of seeds,
-the median and mean evaluation return at the budget, the median return at a few fixed step
-counts, the steps until a return threshold is reached (runs that never reach it are censored:
-shown as ``>N``), and the training time; plus one learning-curve figure per environment.
+:func:`report` reads the run folders back (:func:`collect_arms`: a plain root, or a root of arm
+folders): per arm, environment and algorithm the number of seeds, the median and mean
+evaluation return at the budget, the median return at a few fixed step counts, the steps until
+a return threshold is reached (runs that never reach it are censored: shown as ``>N``) with a
+bootstrap interval (:mod:`mbpo_lib.intervals`), the final normalised Q bias where the runs log
+it, and the training time; plus one learning-curve figure per environment. With a baseline arm
+it also compares every arm's steps to the threshold with the baseline's (a ratio and its
+interval).
 
 Command line: ``python -m mbpo_lib sweep ...`` and ``python -m mbpo_lib report ...``.
 """
@@ -61,6 +74,7 @@ from .config import (
 )
 from .envs import near_preset
 from .files import atomic_write, checkpoint_exists
+from .intervals import Interval, lower_median, median_interval, ratio_interval
 from .mbpo import CHECKPOINT_NAME, MBPO, read_metrics
 from .task_functions import function_path
 
@@ -74,7 +88,12 @@ DONE_NAME = "done.json"          # written atomically once a run has reached its
 WORKER_NAME = "worker.json"      # which process and host last worked on a run, from which step
 SUMMARY_NAME = "sweep_summary.csv"
 RUNS_NAME = "sweep_runs.csv"
+COMPARISON_NAME = "comparison.csv"
 RUN_FOLDER = re.compile(r"(?P<env>.+)_(?P<algo>[a-z0-9]+)_seed(?P<seed>\d+)")
+# An arm's name is a folder name: letters, digits, '-', '_' and '.', not starting with '.'.
+ARM_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+# The metrics.csv column of the normalised Q bias (written by runs that estimate it; absent in others).
+Q_BIAS_COLUMN = "eval_q_bias_normalized"
 
 # Returns that count as "solved" for steps-to-threshold, from the series' mbpo-reference.md
 # ("What the published runs reach"): the pendulum's maximum; Hopper's and Walker2d's MBPO return
@@ -236,12 +255,143 @@ def parse_step_list(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(steps)))
 
 
+# --- arms: named variants of a preset ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One named variant of a sweep's preset: its runs go to ``<root>/<name>/<run folder>``.
+
+    ``algo``: a key of :data:`ALGORITHMS`. ``total_steps``: this arm's budget (None: the
+    sweep's ``--steps``, else the preset's). ``overrides``: ``key=value`` texts as ``--set``
+    takes them, applied after the sweep's own ``--set`` (so an arm's value wins).
+    """
+
+    name: str
+    algo: str = "mbpo"
+    total_steps: int | None = None
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def spec(self) -> str:
+        """The arm as ``--arm`` takes it (``NAME`` alone for the preset as it is)."""
+        items = ([f"algo={self.algo}"] if self.algo != "mbpo" else []) + (
+            [f"steps={self.total_steps}"] if self.total_steps is not None else []) + list(self.overrides)
+        return f"{self.name}:{','.join(items)}" if items else self.name
+
+
+def _split_items(text: str, spec: str) -> list[str]:
+    """``text`` split on the commas outside brackets and braces (``rollout_schedule=[1,15,15,15]``
+    stays one item); ``ValueError`` naming ``spec`` when they do not pair up."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth < 0:
+                break
+        elif char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise ValueError(f"--arm {spec!r}: its brackets do not pair up (write lists as key=[1,15,15,15])")
+    items.append(text[start:])
+    return [item.strip() for item in items]
+
+
+def parse_arm(text: str) -> Arm:
+    """An arm from ``"NAME"`` (the preset as it is) or ``"NAME:key=value,key=value,..."``.
+
+    After the colon: ``algo=`` (mbpo or sac; default mbpo), ``steps=`` (this arm's budget in
+    real steps, warm-up included; default the sweep's ``--steps``) and any other ``key=value``
+    as ``--set`` takes it (``updates_per_step=10``, ``ensemble.lr=3e-4``,
+    ``rollout_schedule=[1,15,15,15]``, ``official_pool_timing=true``), split on the commas
+    outside brackets. ``NAME`` is a folder name: letters, digits, ``-``, ``_`` and ``.``.
+    Raises ``ValueError`` naming the spec and the bad part; whether an override names a real
+    field with a valid value is checked when :func:`plan` builds the configs.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("--arm needs NAME or NAME:key=value,... (e.g. sac-g10:algo=sac,updates_per_step=10),"
+                         f" got {text!r}")
+    name, colon, rest = text.strip().partition(":")
+    name = name.strip()
+    if not ARM_NAME.fullmatch(name):
+        raise ValueError(f"--arm {text!r}: the name {name!r} must be a folder name of letters, digits, '-', "
+                         "'_' and '.' (not starting with '.'), then ':' and the arm's key=value settings")
+    if RUN_FOLDER.fullmatch(name):
+        raise ValueError(f"--arm {text!r}: the name {name!r} looks like a run folder (<env>_<algo>_seed<k>), "
+                         "which the report would take for a run; choose another")
+    if not colon:
+        return Arm(name)
+    items = _split_items(rest, text)
+    if items == [""]:
+        raise ValueError(f"--arm {text!r}: nothing after ':' (write just {name!r} for the preset as it is)")
+    algo, steps, overrides, seen = "mbpo", None, [], set()
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not item:
+            raise ValueError(f"--arm {text!r}: an empty item (a stray comma?)")
+        if not sep or not key:
+            raise ValueError(f"--arm {text!r}: {item!r} is not key=value (algo=, steps= or a --set field)")
+        if key in seen:
+            raise ValueError(f"--arm {text!r} sets {key} more than once")
+        seen.add(key)
+        if key == "algo":
+            if value not in ALGORITHMS:
+                raise ValueError(f"--arm {text!r}: algo={value!r}; choose from {', '.join(ALGORITHMS)}")
+            algo = value
+        elif key == "steps":
+            try:
+                steps = int(value)
+            except ValueError:
+                steps = 0
+            if steps < 1:
+                raise ValueError(f"--arm {text!r}: steps={value!r} is not a budget (an int >= 1 of real "
+                                 "steps)")
+        elif key in ("total_steps", "seed"):
+            raise ValueError(f"--arm {text!r}: {key}=...: an arm's budget is steps=N, and the sweep sets the "
+                             "seeds itself (--seeds)")
+        else:
+            parse_override(item)          # the syntax here; the field and its value in plan()
+            overrides.append(f"{key}={value}")
+    return Arm(name, algo, steps, tuple(overrides))
+
+
+def parse_arms(texts: Iterable[str]) -> list[Arm]:
+    """Every ``--arm`` (:func:`parse_arm`), in the order given; names must be unique."""
+    arms = [parse_arm(text) for text in texts]
+    names = [arm.name for arm in arms]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"--arm names {', '.join(repeated)} more than once; each arm needs its own name "
+                         "(its folder under --root)")
+    return arms
+
+
 # --- one run -------------------------------------------------------------------------------------
 
 
+def env_folder(env_id: str) -> str:
+    """``env_id`` as a file or folder name: a namespaced id's ``/`` becomes ``+`` (which no
+    Gymnasium id contains), ``my_pkg/Arm-v0`` -> ``my_pkg+Arm-v0``."""
+    return env_id.replace("/", "+")
+
+
 def run_name(env_id: str, algo: str, seed: int) -> str:
-    """The run folder's name: ``<env>_<algo>_seed<k>`` (as benchmarks/sample_efficiency.py)."""
-    return f"{env_id}_{algo}_seed{seed}"
+    """The run folder's name: ``<env>_<algo>_seed<k>`` (as benchmarks/sample_efficiency.py), with
+    a namespaced id's ``/`` written ``+`` (:func:`env_folder`)."""
+    return f"{env_folder(env_id)}_{algo}_seed{seed}"
+
+
+def env_from_folder(name: str) -> str:
+    """The env id of a run folder's name (:func:`run_name`): ``my_pkg+Arm-v0_mbpo_seed0`` ->
+    ``my_pkg/Arm-v0``. Raises ``ValueError`` for a name that is not a run folder's."""
+    match = RUN_FOLDER.fullmatch(name)
+    if match is None:
+        raise ValueError(f"{name!r} is not a run folder name (<env>_<algo>_seed<k>)")
+    return match["env"].replace("+", "/")
 
 
 def run_config(env_id: str, algo: str, seed: int, *, total_steps: int | None = None, smoke: bool = False,
@@ -271,6 +421,7 @@ class SweepRun:
     ``root`` should be absolute (Ray workers do not share the driver's working directory).
     ``device`` is where the run trains: ``"cpu"``, ``"cuda"`` or ``"auto"``. ``env_module``,
     ``termination`` and ``reward``: a task of your own (:class:`~mbpo_lib.config.MBPOConfig`).
+    ``arm``: the :class:`Arm` it belongs to (its folder under ``root``), None in a plain sweep.
     """
 
     env_id: str
@@ -285,14 +436,20 @@ class SweepRun:
     env_module: str | None = None
     termination: str | None = None
     reward: str | None = None
+    arm: str | None = None
 
     @property
     def name(self) -> str:
         return run_name(self.env_id, self.algo, self.seed)
 
     @property
+    def label(self) -> str:
+        """The run in logs: ``<arm>/<name>`` in an arm, else its name."""
+        return f"{self.arm}/{self.name}" if self.arm else self.name
+
+    @property
     def run_dir(self) -> Path:
-        return Path(self.root) / self.name
+        return Path(self.root) / self.arm / self.name if self.arm else Path(self.root) / self.name
 
     def config(self) -> MBPOConfig:
         return run_config(self.env_id, self.algo, self.seed, total_steps=self.total_steps, smoke=self.smoke,
@@ -307,8 +464,19 @@ def config_differences(have: Mapping[str, Any], want: Mapping[str, Any]) -> list
             if a.get(key) != b.get(key)]
 
 
+def _as_read_now(have: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A run's ``config.json`` as this version reads it (:meth:`MBPOConfig.from_dict`): a field
+    added since the run was written takes its default, as a checkpoint of that run loads, so a
+    finished run is not refused for a field it predates (a new field's default keeps the old
+    behaviour). A file ``from_dict`` refuses is compared as it is, naming its differences."""
+    try:
+        return MBPOConfig.from_dict(have).to_dict()
+    except (ValueError, TypeError):
+        return have
+
+
 def _refuse_other_settings(run_dir: Path, have: Mapping[str, Any], want: MBPOConfig) -> None:
-    differences = config_differences(have, want.to_dict())
+    differences = config_differences(_as_read_now(have), want.to_dict())
     if differences:
         raise ValueError(f"{run_dir} holds a run with other settings ({'; '.join(differences)}); a "
                          "sweep never mixes settings in one folder: choose another --root, or remove "
@@ -334,7 +502,8 @@ def run_one(run: SweepRun, *, threads: int | None = None) -> dict[str, Any]:
         torch.set_num_threads(threads)
     config = run.config()
     run_dir = run.run_dir
-    summary: dict[str, Any] = {"run": run.name, "env_id": run.env_id, "algo": run.algo, "seed": run.seed,
+    summary: dict[str, Any] = {"run": run.label, **({"arm": run.arm} if run.arm else {}),
+                               "env_id": run.env_id, "algo": run.algo, "seed": run.seed,
                                "run_dir": str(run_dir), "total_steps": config.total_steps}
     done = run_dir / DONE_NAME
     if done.is_file():
@@ -380,20 +549,38 @@ def _ray_task(run: SweepRun) -> dict[str, Any]:
 def plan(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], *, root: str | Path = "runs/sweep",
          budgets: Mapping[tuple[str, str], int | None] | None = None, overrides: Sequence[str] = (),
          smoke: bool = False, schedule: str = "official", device: str = "cpu", env_module: str | None = None,
-         termination: str | None = None, reward: str | None = None) -> list[SweepRun]:
+         termination: str | None = None, reward: str | None = None,
+         arms: Sequence[Arm] | None = None) -> list[SweepRun]:
     """The runs of a sweep, each config built and validated here (bad settings fail before any
     task starts). ``budgets`` maps (env, algo) to a budget (None or missing: the preset's).
     ``env_module``, ``termination`` and ``reward`` apply to every run (a task of your own needs
-    ``termination``; a function is recorded by its import path)."""
+    ``termination``; a function is recorded by its import path).
+
+    Plain: the runs of ``envs x algos x seeds`` in that order, into ``root``. With ``arms``
+    (:class:`Arm`; ``algos`` then empty, as each arm names its own): ``arms x envs x seeds``, in
+    the arms' order (Ray starts tasks in the order they are submitted, so the first arms finish
+    first), into ``<root>/<arm>``; an arm's budget is its ``total_steps``, else ``budgets``;
+    ``overrides`` come before the arm's own. Every arm whose configs fail is named in one error.
+    """
     for env in envs:
         if env not in PRESETS and termination is None:
             raise ValueError(f"unknown env {env!r}; choose from {', '.join(PRESETS)}, or give termination "
                              "(--termination) for a task of your own")
         if schedule not in schedule_variants(env):
             raise ValueError(f"--schedule {schedule!r}: {env} has {', '.join(schedule_variants(env))}")
-    for algo in algos:
+    if arms and algos:
+        raise ValueError("an arm names its own algorithm (NAME:algo=sac,...): give arms or algos, not both")
+    arms = list(arms or ())
+    for algo in [*algos, *(arm.algo for arm in arms)]:
         if algo not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
+    names = [arm.name for arm in arms]
+    if len(set(names)) < len(names):
+        raise ValueError(f"arm names must be unique, got {', '.join(names)}")
+    for name in names:
+        if not isinstance(name, str) or not ARM_NAME.fullmatch(name) or RUN_FOLDER.fullmatch(name):
+            raise ValueError(f"arm name {name!r} is not a folder name of letters, digits, '-', '_' and '.' "
+                             "(not starting with '.', not <env>_<algo>_seed<k>)")
     for text in overrides:
         key, _ = parse_override(text)
         if key in ("seed", "total_steps"):
@@ -406,14 +593,33 @@ def plan(envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], *, roo
         termination = function_path(termination, "termination")
     if reward is not None and not isinstance(reward, str):
         reward = function_path(reward, "reward")
-    runs = [SweepRun(env, algo, int(seed), root, budgets.get((env, algo)), smoke, tuple(overrides), schedule,
-                     device, env_module, termination, reward)
-            for env in envs for algo in algos for seed in seeds]
-    for run in runs:
-        try:
-            run.config()
-        except ValueError as error:
-            raise ValueError(f"{run.name}: {error}") from None
+    if not arms:
+        runs = [SweepRun(env, algo, int(seed), root, budgets.get((env, algo)), smoke, tuple(overrides),
+                         schedule, device, env_module, termination, reward)
+                for env in envs for algo in algos for seed in seeds]
+        for run in runs:
+            try:
+                run.config()
+            except ValueError as error:
+                raise ValueError(f"{run.name}: {error}") from None
+        return runs
+    runs, failed = [], []
+    for arm in arms:
+        own = [SweepRun(env, arm.algo, int(seed), root,
+                        arm.total_steps if arm.total_steps is not None else budgets.get((env, arm.algo)),
+                        smoke, (*overrides, *arm.overrides), schedule, device, env_module, termination,
+                        reward, arm.name)
+               for env in envs for seed in seeds]
+        for run in own:
+            try:
+                run.config()
+            except ValueError as error:     # one line per arm: its runs share the cause
+                failed.append(f"--arm {arm.spec}: {run.name}: {error}")
+                break
+        runs += own
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(arms)} arms have invalid settings, nothing was run: "
+                         + " | ".join(failed))
     return runs
 
 
@@ -468,8 +674,8 @@ def _describe(result: Mapping[str, Any]) -> str:
 def _failure(run: SweepRun, error: BaseException) -> dict[str, Any]:
     cause = getattr(error, "cause", None) or error     # a RayTaskError carries the task's exception
     message = str(cause).strip().splitlines()
-    return {"run": run.name, "env_id": run.env_id, "algo": run.algo, "seed": run.seed,
-            "run_dir": str(run.run_dir), "status": "failed",
+    return {"run": run.label, **({"arm": run.arm} if run.arm else {}), "env_id": run.env_id, "algo": run.algo,
+            "seed": run.seed, "run_dir": str(run.run_dir), "status": "failed",
             "error": f"{type(cause).__name__}: {message[-1] if message else ''}"}
 
 
@@ -553,6 +759,8 @@ class RunRecord:
     evaluation return). ``last_step``: the last logged env step. ``budget``: ``total_steps`` from
     config.json (the last step when there is none). ``seconds``: the summed ``seconds_total`` of
     its epochs (time in the training loop; work lost to a crash and redone is not counted).
+    ``arm``: the arm folder it lies in ("" in a plain root). ``q_bias_normalized``: the last
+    row's ``eval_q_bias_normalized`` (None where the run does not log it, or that cell is empty).
     """
 
     env_id: str
@@ -565,6 +773,8 @@ class RunRecord:
     budget: int
     finished: bool
     seconds: float
+    arm: str = ""
+    q_bias_normalized: float | None = None
 
     def return_at(self, step: int) -> float | None:
         """The evaluation return of the policy at ``step``: the last evaluation at or before it;
@@ -585,9 +795,10 @@ class RunRecord:
         return self.returns[-1] if self.finished and self.steps and self.steps[-1] == self.last_step else None
 
 
-def read_run(folder: str | Path) -> RunRecord:
+def read_run(folder: str | Path, arm: str = "") -> RunRecord:
     """Read ``<folder>/metrics.csv`` (and config.json, done.json when there) into a RunRecord;
-    the env, algorithm and seed come from the folder's name ``<env>_<algo>_seed<k>``."""
+    the env (:func:`env_from_folder`), algorithm and seed come from the folder's name
+    ``<env>_<algo>_seed<k>``; ``arm`` is recorded as given."""
     folder = Path(folder)
     match = RUN_FOLDER.fullmatch(folder.name)
     if match is None:
@@ -614,9 +825,11 @@ def read_run(folder: str | Path) -> RunRecord:
                              f"{error})") from None
     finished = (folder / DONE_NAME).is_file() or last_step >= budget
     seconds = sum(value for row in rows if not math.isnan(value := row.get("seconds_total", math.nan)))
-    return RunRecord(env_id=match["env"], algo=match["algo"], seed=int(match["seed"]), path=folder,
-                     steps=[s for s, _ in evaluated], returns=[ret for _, ret in evaluated],
-                     last_step=last_step, budget=budget, finished=finished, seconds=seconds)
+    q_bias = rows[-1].get(Q_BIAS_COLUMN, math.nan)
+    return RunRecord(env_id=env_from_folder(folder.name), algo=match["algo"], seed=int(match["seed"]),
+                     path=folder, steps=[s for s, _ in evaluated], returns=[ret for _, ret in evaluated],
+                     last_step=last_step, budget=budget, finished=finished, seconds=seconds, arm=arm,
+                     q_bias_normalized=None if math.isnan(q_bias) else q_bias)
 
 
 def _check_complete_csv(path: Path) -> None:
@@ -635,6 +848,39 @@ def _check_complete_csv(path: Path) -> None:
                          "or damaged")
 
 
+def _is_run_folder(path: Path) -> bool:
+    return path.is_dir() and RUN_FOLDER.fullmatch(path.name) is not None and (path / "metrics.csv").is_file()
+
+
+def _holds_runs(folder: Path) -> bool:
+    """Whether ``folder`` holds run folders directly (``<env>_<algo>_seed<k>`` with metrics.csv)."""
+    return any(_is_run_folder(path) for path in folder.iterdir())
+
+
+def _read_folder(folder: Path, arm: str, prefix: str) -> tuple[list[RunRecord], list[str], list[str]]:
+    """The run folders directly under ``folder`` read back (``arm`` recorded in each), the other
+    folders' names and one line per damaged run (names and lines start with ``prefix``)."""
+    records, ignored, damaged = [], [], []
+    for path in sorted(path for path in folder.iterdir() if path.is_dir()):
+        if _is_run_folder(path):
+            try:
+                records.append(read_run(path, arm))
+            except (ValueError, OSError) as error:
+                damaged.append(f"{prefix}{path.name}: {error}")
+                warnings.warn(f"skipping the damaged run {path}: {error}", RuntimeWarning, stacklevel=3)
+        else:
+            ignored.append(f"{prefix}{path.name}")
+    return records, ignored, damaged
+
+
+def _sort_records(records: list[RunRecord]) -> None:
+    """Arm (as given), then env (presets' order), algorithm (mbpo, sac), seed."""
+    algo_order = {name: i for i, name in enumerate(ALGORITHMS)}
+    env_order = {name: i for i, name in enumerate(PRESETS)}
+    records.sort(key=lambda r: (r.arm, env_order.get(r.env_id, len(env_order)), r.env_id,
+                                algo_order.get(r.algo, len(algo_order)), r.algo, r.seed))
+
+
 def collect_runs(root: str | Path) -> tuple[list[RunRecord], list[str], list[str]]:
     """The run folders directly under ``root`` (sorted by env, algorithm, seed), the names of
     the folders that were not run folders (ignored), and one line per damaged run folder that
@@ -642,20 +888,36 @@ def collect_runs(root: str | Path) -> tuple[list[RunRecord], list[str], list[str
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder (a sweep's --root, e.g. runs/sweep)")
+    records, ignored, damaged = _read_folder(root, "", "")
+    _sort_records(records)
+    return records, ignored, damaged
+
+
+def collect_arms(root: str | Path) -> tuple[list[RunRecord], list[str], list[str]]:
+    """The runs under ``root``, plain or in arm folders, as :func:`collect_runs` gives them.
+
+    A root that holds run folders itself is plain: exactly :func:`collect_runs` (every record's
+    ``arm`` is "", other folders are ignored, arm-like ones included). Otherwise each subfolder
+    that holds run folders is an arm (``<root>/<arm>/<env>_<algo>_seed<k>``, as an arms sweep
+    writes them): its runs carry ``arm``, sorted by arm name, env, algorithm and seed; ignored
+    folders and damaged runs are named ``<arm>/<folder>`` (subfolders holding no run folder by
+    their name alone). A damaged run is skipped with a warning, as in a plain root.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder (a sweep's --root, e.g. runs/sweep)")
+    if _holds_runs(root):
+        return collect_runs(root)
     records, ignored, damaged = [], [], []
     for folder in sorted(path for path in root.iterdir() if path.is_dir()):
-        if RUN_FOLDER.fullmatch(folder.name) and (folder / "metrics.csv").is_file():
-            try:
-                records.append(read_run(folder))
-            except (ValueError, OSError) as error:
-                damaged.append(f"{folder.name}: {error}")
-                warnings.warn(f"skipping the damaged run {folder}: {error}", RuntimeWarning, stacklevel=2)
-        else:
+        if not _holds_runs(folder):
             ignored.append(folder.name)
-    algo_order = {name: i for i, name in enumerate(ALGORITHMS)}
-    env_order = {name: i for i, name in enumerate(PRESETS)}
-    records.sort(key=lambda r: (env_order.get(r.env_id, len(env_order)), r.env_id,
-                                algo_order.get(r.algo, len(algo_order)), r.algo, r.seed))
+            continue
+        got, other, broken = _read_folder(folder, folder.name, f"{folder.name}/")
+        records += got
+        ignored += other
+        damaged += broken
+    _sort_records(records)
     return records, ignored, damaged
 
 
@@ -673,6 +935,26 @@ def median_steps_to(reached: Sequence[int | None], bounds: Sequence[int]) -> int
     return f">{min(bound for step, bound in zip(reached, bounds, strict=True) if step is None)}"
 
 
+def _censored_steps(runs: Sequence[RunRecord], threshold: float) -> tuple[list[float], int | None]:
+    """Each run's steps to ``threshold`` (``math.inf``: never, :mod:`mbpo_lib.intervals`' censored
+    value) and the smallest censoring bound (the last step of a run that never got there)."""
+    reached = [r.steps_to(threshold) for r in runs]
+    bounds = [r.last_step for r, step in zip(runs, reached, strict=True) if step is None]
+    return [math.inf if step is None else float(step) for step in reached], min(bounds, default=None)
+
+
+def _step_text(value: float, bound: int | None) -> int | str:
+    return int(value) if math.isfinite(value) else f">{bound}"
+
+
+def interval_text(interval: Interval, bound: int | None) -> str:
+    """A steps interval as the report prints it: ``1500-2250``; an infinite bound as ``>N`` with
+    ``N`` the smallest censoring bound (``1500->5000``; both infinite: ``>5000``)."""
+    if math.isinf(interval.low):
+        return f">{bound}"
+    return f"{_step_text(interval.low, bound)}-{_step_text(interval.high, bound)}"
+
+
 def _round(value: float | None, digits: int = 1) -> float | str:
     if value is None or math.isnan(value):
         return ""
@@ -687,31 +969,41 @@ def report_steps(env_id: str, budget: int, at: Mapping[str, Sequence[int]] | Non
     return tuple(step for step in REPORT_STEPS.get(env_id, ()) if step <= budget)
 
 
+def _groups(records: Sequence[RunRecord]) -> dict[tuple[str, str, str], list[RunRecord]]:
+    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault((record.arm, record.env_id, record.algo), []).append(record)
+    return groups
+
+
 def summarize(records: Sequence[RunRecord], thresholds: Mapping[str, float] | None = None,
               at: Mapping[str, Sequence[int]] | None = None) -> list[dict[str, Any]]:
-    """One row per (env, algo): seeds, finished seeds, budget, the median/mean/std of the final
-    return (finished runs), the median return at fixed steps, steps to the threshold (median as
-    :func:`median_steps_to`, and per seed with censored runs as ``>N``), training seconds.
+    """One row per (arm, env, algo): seeds, finished seeds, budget, the median/mean/std of the
+    final return (finished runs), the median of the final normalised Q bias (finished runs that
+    log it; empty otherwise), the median return at fixed steps, steps to the threshold (median as
+    :func:`median_steps_to`, its 95 % bootstrap interval as :func:`interval_text`, and per seed
+    with censored runs as ``>N``), training seconds. The ``arm`` column only where records have
+    one (an arms root).
 
     ``thresholds`` override :data:`DEFAULT_THRESHOLDS` per env; ``at`` overrides the fixed steps.
     """
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-    groups: dict[tuple[str, str], list[RunRecord]] = {}
-    for record in records:
-        groups.setdefault((record.env_id, record.algo), []).append(record)
     env_budget: dict[str, int] = {}
     for record in records:
         env_budget[record.env_id] = max(env_budget.get(record.env_id, 0), record.budget)
     rows = []
-    for (env, algo), runs in groups.items():
+    for (arm, env, algo), runs in _groups(records).items():
         finals = [r.final_return for r in runs if r.final_return is not None]
+        biases = [r.q_bias_normalized for r in runs if r.finished and r.q_bias_normalized is not None]
         budgets = sorted({r.budget for r in runs})
         row: dict[str, Any] = {
+            **({"arm": arm} if arm else {}),
             "env_id": env, "algo": algo, "seeds": len(runs), "finished": sum(r.finished for r in runs),
             "budget": budgets[0] if len(budgets) == 1 else "/".join(map(str, budgets)),
             "final_return_median": _round(float(np.median(finals)) if finals else None),
             "final_return_mean": _round(float(np.mean(finals)) if finals else None),
             "final_return_std": _round(float(np.std(finals, ddof=1)) if len(finals) > 1 else None),
+            "final_q_bias_normalized_median": _round(float(np.median(biases)) if biases else None, 3),
         }
         for step in report_steps(env, env_budget[env], at):
             values = [value for r in runs if (value := r.return_at(step)) is not None]
@@ -720,14 +1012,17 @@ def summarize(records: Sequence[RunRecord], thresholds: Mapping[str, float] | No
         if threshold is not None:
             reached = [r.steps_to(threshold) for r in runs]
             bounds = [r.last_step for r in runs]
+            steps, bound = _censored_steps(runs, threshold)
             row.update(
                 threshold=threshold,
                 reached=f"{sum(step is not None for step in reached)}/{len(runs)}",
                 steps_to_threshold_median=median_steps_to(reached, bounds),
+                steps_to_threshold_ci95=interval_text(median_interval(steps), bound),
                 steps_to_threshold=" ".join(f"{r.seed}:{_steps_text(r, threshold)}" for r in runs),
             )
         else:
-            row.update(threshold="", reached="", steps_to_threshold_median="", steps_to_threshold="")
+            row.update(threshold="", reached="", steps_to_threshold_median="", steps_to_threshold_ci95="",
+                       steps_to_threshold="")
         seconds = [r.seconds for r in runs]
         row.update(seconds_median=_round(float(np.median(seconds))),
                    seconds_sum=_round(float(np.sum(seconds))))
@@ -735,12 +1030,82 @@ def summarize(records: Sequence[RunRecord], thresholds: Mapping[str, float] | No
     return rows
 
 
+def _ratio_text(value: float) -> str:
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def compare(records: Sequence[RunRecord], baseline: str, thresholds: Mapping[str, float] | None = None,
+            confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Every arm's steps to the threshold against the ``baseline`` arm's, one row per (arm, env,
+    algo) of an arms root (the baseline's own rows included, ratio 1).
+
+    ``steps_ratio``: lower median of the arm's steps over the baseline's (:mod:`mbpo_lib.intervals`,
+    censored runs as inf), > 1 where the arm needs more steps. Where one side's median is censored
+    the ratio is only bounded, written ``>R`` (the arm's smallest censoring bound over the
+    baseline's median) or ``<R``; both censored: empty. ``steps_ratio_ci95``: the bootstrap
+    interval of the ratio (:func:`~mbpo_lib.intervals.ratio_interval`; ``inf`` for an unbounded
+    end). Raises ``ValueError`` for records without arms, an unknown ``baseline`` (naming the
+    arms there are), or a baseline holding several algorithms for one env.
+    """
+    arms = list(dict.fromkeys(r.arm for r in records))
+    if not any(arms):
+        raise ValueError(f"--baseline {baseline!r} compares arms, but these runs are not in arm folders (a "
+                         "plain root of <env>_<algo>_seed<k> folders); sweep with --arm to make arms")
+    if baseline not in arms:
+        raise ValueError(f"--baseline: no arm {baseline!r} here; the arms are {', '.join(arms)}")
+    thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    groups = _groups(records)
+    rows = []
+    for (arm, env, algo), runs in groups.items():
+        base = [r for r in records if r.arm == baseline and r.env_id == env]
+        base_algos = sorted({r.algo for r in base})
+        if len(base_algos) > 1:
+            raise ValueError(f"--baseline {baseline!r} holds runs of {', '.join(base_algos)} for {env}: "
+                             "compare against an arm with one algorithm")
+        threshold = thresholds.get(env)
+        row: dict[str, Any] = {"arm": arm, "env_id": env, "algo": algo,
+                               "threshold": "" if threshold is None else threshold, "seeds": len(runs),
+                               "reached": "", "steps_to_threshold_median": "", "baseline_reached": "",
+                               "baseline_steps_median": "", "steps_ratio": "", "steps_ratio_ci95": ""}
+        if threshold is not None:
+            steps, bound = _censored_steps(runs, threshold)
+            row.update(reached=f"{sum(map(math.isfinite, steps))}/{len(runs)}",
+                       steps_to_threshold_median=_step_text(lower_median(steps), bound))
+            if base:
+                base_steps, base_bound = _censored_steps(base, threshold)
+                mine, theirs = lower_median(steps), lower_median(base_steps)
+                estimate, low, high = ratio_interval(steps, base_steps, confidence)
+                if math.isfinite(mine) and math.isfinite(theirs):
+                    ratio: float | str = round(estimate, 3)
+                elif math.isfinite(theirs):
+                    ratio = f">{_ratio_text(bound / theirs)}"
+                elif math.isfinite(mine):
+                    ratio = f"<{_ratio_text(mine / base_bound)}"
+                else:
+                    ratio = ""
+                row.update(baseline_reached=f"{sum(map(math.isfinite, base_steps))}/{len(base)}",
+                           baseline_steps_median=_step_text(theirs, base_bound), steps_ratio=ratio,
+                           steps_ratio_ci95=f"{_ratio_text(low)}-{_ratio_text(high)}")
+        rows.append(row)
+    order = {name: i for i, name in enumerate([baseline, *[a for a in arms if a != baseline]])}
+    rows.sort(key=lambda row: order[row["arm"]])      # stable: env and algo order kept within an arm
+    return rows
+
+
+COMPARISON_COLUMNS = ("arm", "env_id", "algo", "threshold", "seeds", "reached", "steps_to_threshold_median",
+                      "baseline_reached", "baseline_steps_median", "steps_ratio", "steps_ratio_ci95")
+
+
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The union of the rows' keys, the fixed-step columns in step order after the finals."""
     head = ["env_id", "algo", "seeds", "finished", "budget", "final_return_median", "final_return_mean",
-            "final_return_std"]
-    tail = ["threshold", "reached", "steps_to_threshold_median", "steps_to_threshold", "seconds_median",
-            "seconds_sum"]
+            "final_return_std", "final_q_bias_normalized_median"]
+    if any("arm" in row for row in rows):
+        head.insert(0, "arm")
+    tail = ["threshold", "reached", "steps_to_threshold_median", "steps_to_threshold_ci95",
+            "steps_to_threshold", "seconds_median", "seconds_sum"]
     at = sorted({key for row in rows for key in row if key.startswith("median_return_at_")},
                 key=lambda key: int(key.rsplit("_", 1)[1]))
     return head + at + tail
@@ -797,6 +1162,58 @@ def plot_curves(records: Sequence[RunRecord], env_id: str, threshold: float | No
     return fig
 
 
+def arm_curve(runs: Sequence[RunRecord]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """One arm's curve over its seeds: the evaluated steps every seed covers, and at each the
+    median, 25th and 75th percentile of the seeds' returns (:meth:`RunRecord.return_at`)."""
+    runs = [r for r in runs if r.steps]
+    if not runs:
+        return [], [], [], []
+    start, covered = max(r.steps[0] for r in runs), min(r.last_step for r in runs)
+    steps = sorted({s for r in runs for s in r.steps if start <= s <= covered})
+    if not steps:
+        return [], [], [], []
+    values = np.array([[r.return_at(s) for r in runs] for s in steps], dtype=float)
+    median, low, high = (np.percentile(values, q, axis=1).tolist() for q in (50, 25, 75))
+    return steps, median, low, high
+
+
+def plot_arms(records: Sequence[RunRecord], env_id: str, threshold: float | None = None):
+    """Evaluation return against env steps for one env of an arms root: per arm (and algorithm,
+    where an arm holds several) the median over seeds with an interquartile band, on the steps all
+    its seeds cover (:func:`arm_curve`); the legend names each arm and its seeds; the threshold
+    dotted for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import STYLE, series_style
+
+    colors = STYLE["axes.prop_cycle"].by_key()["color"]
+    runs = [r for r in records if r.env_id == env_id]
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in runs:
+        groups.setdefault((r.arm, r.algo), []).append(r)
+    several = {arm for arm in {a for a, _ in groups} if sum(a == arm for a, _ in groups) > 1}
+    with series_style():
+        fig, ax = plt.subplots(figsize=(10.0, 5.0))
+        for i, ((arm, algo), group) in enumerate(groups.items()):
+            steps, median, low, high = arm_curve(group)
+            if not steps:
+                continue
+            color, style = colors[i % len(colors)], ("-", "--", ":")[(i // len(colors)) % 3]
+            name = f"{arm} ({algo})" if arm in several else arm
+            ax.plot(steps, median, color=color, ls=style, lw=1.8, label=f"{name}, {len(group)} seeds")
+            ax.fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.5", ls=":", lw=1, label=f"threshold {threshold:g}")
+        ax.set(xlabel="real environment steps (random warm-up included)",
+               ylabel="evaluation return", title=env_id)
+        ax.legend(fontsize=8, loc="best", title="median over seeds, band 25th-75th percentile",
+                  title_fontsize=8)
+    return fig
+
+
 def _save_png(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -818,7 +1235,8 @@ def _steps_text(record: RunRecord, threshold: float | None) -> int | str:
 
 @dataclass
 class Report:
-    """What :func:`report` wrote: the summary rows, the files, the ignored folder names."""
+    """What :func:`report` wrote: the summary rows, the files, the ignored folder names; with a
+    baseline arm also the comparison rows, ``comparison.csv`` and its text table."""
 
     rows: list[dict[str, Any]]
     summary: Path
@@ -828,20 +1246,34 @@ class Report:
     ignored: list[str]
     table: str
     damaged: list[str] = field(default_factory=list)
+    arms: list[str] = field(default_factory=list)
+    comparison_rows: list[dict[str, Any]] = field(default_factory=list)
+    comparison: Path | None = None
+    comparison_table: str = ""
 
 
 def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mapping[str, float] | None = None,
-           at: Mapping[str, Sequence[int]] | None = None, figures: bool = True) -> Report:
+           at: Mapping[str, Sequence[int]] | None = None, figures: bool = True,
+           baseline: str | None = None) -> Report:
     """Aggregate the run folders under ``root`` into ``out`` (default ``<root>/report``).
 
-    Writes, each atomically: ``sweep_summary.csv`` (:func:`summarize`), ``sweep_runs.csv`` (one
-    row per run), a copy of each run's ``metrics.csv`` as ``<env>_<algo>_seed<k>.csv`` (so results
-    can be committed; ``runs/`` is not) and ``<env>_curves.png`` per env (unless ``figures`` is
-    False). Returns a :class:`Report` whose ``table`` is the summary as text.
+    ``root`` is plain or holds arm folders (:func:`collect_arms`). Writes, each atomically:
+    ``sweep_summary.csv`` (:func:`summarize`), ``sweep_runs.csv`` (one row per run), a copy of
+    each run's ``metrics.csv`` as ``<env>_<algo>_seed<k>.csv`` (in ``<arm>/`` for an arm's run;
+    so results can be committed, ``runs/`` is not) and ``<env>_curves.png`` per env (unless
+    ``figures`` is False; with arms, :func:`plot_arms`). With ``baseline`` (an arm's name):
+    ``comparison.csv`` (:func:`compare`); the baseline is checked before anything is written.
+    Returns a :class:`Report` whose ``table`` is the summary as text.
     """
-    records, ignored, damaged = collect_runs(root)
+    records, ignored, damaged = collect_arms(root)
     if not records:
-        raise ValueError(f"no run folders (<env>_<algo>_seed<k> with metrics.csv) in {root}")
+        raise ValueError("no run folders (<env>_<algo>_seed<k> with metrics.csv, or "
+                         f"<arm>/<env>_<algo>_seed<k>) in {root}")
+    arms = list(dict.fromkeys(r.arm for r in records if r.arm))
+    comparison_rows = compare(records, baseline, thresholds) if baseline is not None else []
+    if baseline is not None:            # the baseline arm's rows first, everywhere
+        records = sorted(records, key=lambda r: r.arm != baseline)
+        arms = sorted(arms, key=lambda arm: arm != baseline)
     out = Path(out) if out is not None else Path(root) / "report"
     out.mkdir(parents=True, exist_ok=True)
     if out.resolve().parent == Path(root).resolve():   # the default <root>/report is no stray folder
@@ -851,28 +1283,36 @@ def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mappi
     columns = _columns(rows)
     summary = out / SUMMARY_NAME
     atomic_write(summary, lambda f: f.write(_csv_bytes(rows, columns)))
-    per_run = [{"env_id": r.env_id, "algo": r.algo, "seed": r.seed, "budget": r.budget,
-                "last_step": r.last_step, "finished": r.finished, "final_return": _round(r.final_return),
-                "threshold": merged.get(r.env_id, ""),
+    per_run = [{**({"arm": r.arm} if arms else {}), "env_id": r.env_id, "algo": r.algo, "seed": r.seed,
+                "budget": r.budget, "last_step": r.last_step, "finished": r.finished,
+                "final_return": _round(r.final_return), "threshold": merged.get(r.env_id, ""),
                 "steps_to_threshold": _steps_text(r, merged.get(r.env_id)),
-                "seconds": _round(r.seconds)} for r in records]
+                "final_q_bias_normalized": _round(r.q_bias_normalized, 3), "seconds": _round(r.seconds)}
+               for r in records]
     runs_csv = out / RUNS_NAME
     atomic_write(runs_csv, lambda f: f.write(_csv_bytes(per_run, list(per_run[0]))))
     copies = []
     for r in records:
-        target = out / f"{run_name(r.env_id, r.algo, r.seed)}.csv"
+        target = out / r.arm / f"{run_name(r.env_id, r.algo, r.seed)}.csv"
         data = (r.path / "metrics.csv").read_bytes()
         atomic_write(target, lambda f, data=data: f.write(data))
         copies.append(target)
     pictures = []
     if figures:
         for env in dict.fromkeys(r.env_id for r in records):
-            path = out / f"{env}_curves.png"
-            _save_png(plot_curves(records, env, merged.get(env)), path)
+            path = out / f"{env_folder(env)}_curves.png"
+            plot = plot_arms if arms else plot_curves
+            _save_png(plot(records, env, merged.get(env)), path)
             pictures.append(path)
     blocks = []
     for env in dict.fromkeys(row["env_id"] for row in rows):
         env_rows = [row for row in rows if row["env_id"] == env]
         blocks.append(format_table(env_rows, columns))
+    comparison, comparison_table = None, ""
+    if baseline is not None:
+        comparison = out / COMPARISON_NAME
+        atomic_write(comparison, lambda f: f.write(_csv_bytes(comparison_rows, COMPARISON_COLUMNS)))
+        comparison_table = format_table(comparison_rows, COMPARISON_COLUMNS)
     return Report(rows=rows, summary=summary, runs=runs_csv, copies=copies, figures=pictures, ignored=ignored,
-                  table="\n\n".join(blocks), damaged=damaged)
+                  table="\n\n".join(blocks), damaged=damaged, arms=arms, comparison_rows=comparison_rows,
+                  comparison=comparison, comparison_table=comparison_table)

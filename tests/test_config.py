@@ -277,3 +277,43 @@ def test_set_pairs_are_validated_together_with_the_flag_changes():
     # the pairs win over the flag changes where both name a field
     assert apply_overrides(hopper, ["total_steps=700", "init_exploration_steps=200"],
                            total_steps=600).total_steps == 700
+
+
+# --- the controlled-experiment switches of issue 17 ------------------------------------------
+
+
+def test_rollout_start_and_freeze_are_off_by_default_and_validated():
+    from mbpo_lib.config import ROLLOUT_STARTS
+
+    assert ROLLOUT_STARTS == ("real", "reset") and mbpo_lib.ROLLOUT_STARTS is ROLLOUT_STARTS
+    assert all(c.rollout_start == "real" and c.freeze_model_after_epoch is None for c in PRESETS.values())
+    both = HOPPER.with_overrides(rollout_start="reset", freeze_model_after_epoch=0)
+    assert (both.rollout_start, both.freeze_model_after_epoch) == ("reset", 0)
+    for bad in ("Reset", "branched", 1, None):
+        with pytest.raises(ValueError, match=rf"rollout_start must be one of 'real', 'reset' .*got {bad!r}"):
+            HOPPER.with_overrides(rollout_start=bad)
+    for bad in (-1, 1.0, True, "3"):
+        with pytest.raises(ValueError, match=rf"freeze_model_after_epoch must be None or an int >= 0, "
+                                             rf"got {bad!r}"):
+            HOPPER.with_overrides(freeze_model_after_epoch=bad)
+
+
+def test_the_new_fields_round_trip_and_an_old_config_reads_with_their_defaults():
+    config = HOPPER.smoke().with_overrides(rollout_start="reset", freeze_model_after_epoch=3)
+    data = json.loads(json.dumps(config.to_dict()))
+    assert (data["rollout_start"], data["freeze_model_after_epoch"]) == ("reset", 3)
+    assert MBPOConfig.from_dict(data) == config
+    new = ("rollout_start", "freeze_model_after_epoch")
+    old = {k: v for k, v in HOPPER.to_dict().items() if k not in new}
+    assert MBPOConfig.from_dict(old) == HOPPER
+
+
+def test_the_new_fields_take_set_pairs():
+    ip = preset("InvertedPendulum-v5")
+    config = apply_overrides(ip, ["rollout_start=reset", "freeze_model_after_epoch=1"])
+    assert (config.rollout_start, config.freeze_model_after_epoch) == ("reset", 1)
+    assert apply_overrides(config, ["freeze_model_after_epoch=null"]).freeze_model_after_epoch is None
+    with pytest.raises(ValueError, match="rollout_start must be one of 'real', 'reset'"):
+        apply_overrides(ip, ["rollout_start=start"])
+    with pytest.raises(ValueError, match="freeze_model_after_epoch must be None or an int >= 0, got 1.5"):
+        apply_overrides(ip, ["freeze_model_after_epoch=1.5"])

@@ -1,6 +1,6 @@
 """The diagnostics of notebook 06: model error monitoring (pure functions and the trainer's
-``diag_*`` columns), predictions against real trajectories, real-vs-model data, and learning
-curves with bootstrap bands over seeds."""
+``diag_*`` columns), predictions against real trajectories, real-vs-model data, learning curves
+with bootstrap bands over seeds, and the critic's bias against real returns."""
 
 import csv
 import math
@@ -26,12 +26,14 @@ from mbpo_lib import (  # noqa: E402
     confidence_band,
     diagnostic_columns,
     disagreement_error_correlation,
+    discounted_returns,
     episode_continues,
     learning_curves,
     model_error_report,
     one_step_errors,
     open_loop_prediction,
     plot_predictions,
+    q_value_bias,
     real_windows,
     wasserstein_per_dim,
 )
@@ -471,3 +473,108 @@ def test_learning_curves_plot_the_band_and_the_papers_points():
     assert "MBPO (ours): mean of 1 seeds" in single.axes[0].get_legend_handles_labels()[1]
     with pytest.raises(ValueError, match="no published results for 'Pong'"):
         learning_curves(runs, reference="Pong")
+
+
+# --- the critic against real returns ---------------------------------------------------------------
+
+
+def test_discounted_returns_by_hand():
+    assert discounted_returns([1.0, 2.0, 3.0], 0.5).tolist() == [2.75, 3.5, 3.0]   # 1 + 0.5 * 2 + 0.25 * 3
+    assert discounted_returns(torch.tensor([1.0, 1.0, 1.0]), 1.0).tolist() == [3.0, 2.0, 1.0]
+    assert discounted_returns(np.array([5.0]), 0.0).tolist() == [5.0]
+    assert discounted_returns([], 0.9).shape == (0,)
+    with pytest.raises(ValueError, match=r"gamma must be a number in \[0, 1\], got 1.5"):
+        discounted_returns([1.0], 1.5)
+    with pytest.raises(ValueError, match=r"rewards must be one episode's \[T\] rewards"):
+        discounted_returns([[1.0, 2.0]], 0.9)
+
+
+class KnownCritic:
+    """A stand-in agent whose Q is known: obs[:, 0] carries the true return G of its state, the
+    first critic says G + offset and the second G + 10 (so the min takes the first)."""
+
+    def __init__(self, offset, gamma=0.9, reward_scale=1.0):
+        from types import SimpleNamespace
+
+        self.offset, self.device = offset, torch.device("cpu")
+        self.config = SimpleNamespace(gamma=gamma, reward_scale=reward_scale)
+
+    def critic(self, obs, act):
+        return torch.stack([obs[:, 0] + self.offset, obs[:, 0] + 10.0])
+
+    critic_target = critic
+
+
+def known_episode(rewards, gamma, terminated, g_of_obs=None):
+    """An EvalEpisode-like record whose observations carry G (from ``g_of_obs`` or the rewards)."""
+    from mbpo_lib import EvalEpisode
+
+    rewards = np.asarray(rewards, dtype=np.float64)
+    g = discounted_returns(rewards, gamma) if g_of_obs is None else g_of_obs
+    obs = np.stack([np.append(g, 0.0), np.zeros(len(rewards) + 1)], axis=1)
+    return EvalEpisode(obs, np.zeros((len(rewards), 1)), rewards, terminated, not terminated,
+                       float(rewards.sum()))
+
+
+def test_q_value_bias_is_the_known_offset_and_uses_the_min_of_the_twin_critics():
+    gamma = 0.9
+    episodes = [known_episode(np.linspace(1, 2, 12), gamma, True), known_episode(np.ones(5), gamma, True)]
+    result = q_value_bias(KnownCritic(3.0, gamma), episodes)                 # gamma from agent.config
+    g = np.concatenate([discounted_returns(e.rewards, gamma) for e in episodes])
+    assert result.states == 17                                                # terminated: every state
+    assert result.bias == pytest.approx(3.0) and result.mc_return == pytest.approx(g.mean())
+    assert result.q_mean == pytest.approx(g.mean() + 3.0)
+    assert result.bias_normalized == pytest.approx(3.0 / abs(g.mean()))
+    assert q_value_bias(KnownCritic(-2.0, gamma), episodes, target=True).bias == pytest.approx(-2.0)
+    # the reward scale of the agent's target multiplies the rewards
+    doubled = q_value_bias(KnownCritic(0.0, gamma, reward_scale=2.0), episodes)
+    assert doubled.mc_return == pytest.approx(2 * g.mean()) and doubled.bias == pytest.approx(-g.mean())
+
+
+def test_a_truncated_episode_keeps_only_the_states_whose_missing_tail_is_small():
+    gamma, T = 0.9, 30
+    rewards = np.ones(T)
+    # the observation carries the true infinite-horizon value 1 / (1 - gamma) = 10
+    episode = known_episode(rewards, gamma, False, g_of_obs=np.full(T, 10.0))
+    result = q_value_bias(KnownCritic(0.0, gamma), [episode], tail=0.1)
+    # 0.9^(T - t) <= 0.1 for T - t >= 22 (0.9^22 = 0.098): t = 0..8
+    kept = discounted_returns(rewards, gamma)[:9]
+    assert result.states == 9 and result.mc_return == pytest.approx(kept.mean())
+    assert 0 < result.bias <= 0.1 * 10                                        # only the cut tail is missing
+    assert q_value_bias(KnownCritic(0.0, gamma), [episode], tail=0.0).states == 0
+    long = known_episode(np.ones(1000), 0.99, False)
+    assert q_value_bias(KnownCritic(0.0, 0.99), [long]).states == 1000 - 458  # gamma 0.99, tail 0.01
+    empty = q_value_bias(KnownCritic(0.0, gamma), [episode], tail=0.0)
+    assert empty.states == 0 and all(math.isnan(v) for v in empty[:4])
+
+
+def test_q_value_bias_with_a_zero_mean_return_and_bad_arguments():
+    negative = known_episode([1.0, -1.0, 0.0], 1.0, True)                    # G = 0, -1, 0: mean -1/3
+    result = q_value_bias(KnownCritic(1.0, 1.0), [negative])
+    assert result.bias == pytest.approx(1.0) and result.bias_normalized == pytest.approx(3.0)   # / |mean G|
+    flat = known_episode([0.0, 0.0], 0.9, True)
+    assert math.isnan(q_value_bias(KnownCritic(1.0), [flat]).bias_normalized)  # mean G = 0: NaN
+    with pytest.raises(ValueError, match=r"tail must be a number in \[0, 1\]"):
+        q_value_bias(KnownCritic(1.0), [flat], tail=2)
+    with pytest.raises(TypeError, match=r"agent must have critic\(obs, act\)"):
+        q_value_bias(object(), [flat], gamma=0.9)
+    with pytest.raises(ValueError, match="the agent has no config.gamma; give gamma"):
+        q_value_bias(object(), [flat])
+    broken = flat._replace(actions=np.zeros((5, 1)))
+    with pytest.raises(ValueError, match=r"episode 0: observations must be \[T \+ 1 or T, obs_dim\]"):
+        q_value_bias(KnownCritic(1.0), [broken])
+
+
+def test_q_value_bias_of_a_sac_on_evaluation_episodes():
+    from mbpo_lib import SAC, SACConfig, evaluate_episodes
+
+    agent = SAC(4, 1, SACConfig(hidden_sizes=(16, 16)), seed=0)
+    episodes = evaluate_episodes(agent, "InvertedPendulum-v5", episodes=2, seed=3)
+    result = q_value_bias(agent, episodes)
+    states = sum(e.length for e in episodes)                                  # all terminated
+    obs = torch.as_tensor(np.concatenate([e.observations[:-1] for e in episodes]), dtype=torch.float32)
+    act = torch.as_tensor(np.concatenate([e.actions for e in episodes]), dtype=torch.float32)
+    with torch.no_grad():
+        q = agent.critic(obs, act).amin(0).double()
+    assert result.states == states and result.q_mean == pytest.approx(q.mean().item(), rel=1e-6)
+    assert result.bias == pytest.approx(result.q_mean - result.mc_return, rel=1e-9, abs=1e-12)

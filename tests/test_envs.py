@@ -1,4 +1,5 @@
-"""make_env (presets, action checks, seeding) and evaluate (deterministic returns)."""
+"""make_env (presets, action checks, seeding) and evaluate (deterministic returns) with the episodes
+it is built on (evaluate_episodes)."""
 
 import subprocess
 import sys
@@ -7,7 +8,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from mbpo_lib.envs import SUPPORTED_ENVS, check_action_space, evaluate, make_env
+from mbpo_lib.envs import (
+    SUPPORTED_ENVS,
+    check_action_space,
+    episode_return_stats,
+    evaluate,
+    evaluate_episodes,
+    make_env,
+)
 
 
 @pytest.mark.parametrize("env_id", list(SUPPORTED_ENVS))
@@ -148,3 +156,30 @@ def test_a_mujoco_warning_handler_of_the_users_own_is_kept(tmp_path):
             "mbpo_lib.make_env('HalfCheetah-v5', 0).close()\n"
             "assert any('settotalmass' in text for text in seen), seen\n")
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=120)
+
+
+def test_evaluate_episodes_records_what_evaluate_reports():
+    def policy(obs):
+        return np.clip([-0.5 * obs[2]], -1.0, 1.0).astype(np.float32)
+
+    episodes = evaluate_episodes(policy, "Pendulum-v1", episodes=3, seed=5)
+    assert evaluate(policy, "Pendulum-v1", episodes=3, seed=5) == episode_return_stats(episodes)
+    for episode in episodes:
+        T = episode.length
+        assert T == 200 and episode.truncated and not episode.terminated       # Pendulum: time limit only
+        assert episode.observations.shape == (T + 1, 3) and episode.actions.shape == (T, 1)
+        assert episode.rewards.shape == (T,) and episode.rewards.dtype == np.float64
+        assert episode.episode_return == sum(episode.rewards.tolist())         # summed in step order
+        assert np.allclose(episode.actions[:, 0], np.clip(-0.5 * episode.observations[:-1, 2], -1, 1))
+    # episode i starts from reset(seed=seed + i)
+    env = make_env("Pendulum-v1")
+    assert np.array_equal(env.reset(seed=6)[0], episodes[1].observations[0])
+
+
+def test_evaluate_episodes_marks_a_terminated_episode():
+    episodes = evaluate_episodes(lambda obs: np.ones(1, dtype=np.float32), "InvertedPendulum-v5", episodes=2)
+    assert all(e.terminated and not e.truncated and e.length < 1000 for e in episodes)
+    assert evaluate(lambda obs: np.ones(1, dtype=np.float32), "InvertedPendulum-v5", episodes=2) == \
+        episode_return_stats(episodes)
+    with pytest.raises(ValueError, match="at least one episode"):
+        episode_return_stats([])

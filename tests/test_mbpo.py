@@ -1,5 +1,6 @@
 """The MBPO trainer and its command line: the loop's bookkeeping, metrics files, checkpoints,
-exact resume (in process and after SIGKILL), interrupts and bad input."""
+exact resume (in process and after SIGKILL), interrupts and bad input; the critic's bias
+columns, reset rollouts and a frozen model (issue 17)."""
 
 import csv
 import json
@@ -11,11 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from mbpo_lib.config import preset
-from mbpo_lib.mbpo import CHECKPOINT_NAME, MBPO, METRIC_COLUMNS
+from mbpo_lib.diagnostics import q_value_bias
+from mbpo_lib.envs import episode_return_stats, evaluate_episodes
+from mbpo_lib.mbpo import CHECKPOINT_NAME, MBPO, METRIC_COLUMNS, Q_BIAS_COLUMNS
 from mbpo_lib.rollout import model_buffer_capacity
 
 ENV = "InvertedPendulum-v5"
@@ -278,3 +282,147 @@ def test_official_pool_timing_is_off_by_default_and_checked():
         smoke(official_pool_timing=1)
     with pytest.raises(ValueError, match="min_pool_size must be an int >= 1, got 0"):
         smoke(min_pool_size=0)
+
+
+# --- issue 17: the critic's bias, reset rollouts, a frozen model ------------------------------
+
+
+def test_the_q_bias_columns_measure_the_critic_on_that_evaluations_episodes(finished):
+    trainer, run_dir = finished
+    c, row = trainer.config, trainer.history[-1]
+    assert METRIC_COLUMNS[-len(Q_BIAS_COLUMNS):] == Q_BIAS_COLUMNS == (
+        "eval_q_mean", "eval_mc_return", "eval_q_bias", "eval_q_bias_normalized", "eval_q_states")
+    episodes = evaluate_episodes(trainer.agent, ENV, episodes=c.eval_episodes,
+                                 seed=10_000 * (c.seed + 1) + 100 * row["epoch"])
+    assert (row["eval_return"], row["eval_return_std"]) == episode_return_stats(episodes)
+    assert [row[column] for column in Q_BIAS_COLUMNS] == list(q_value_bias(trainer.agent, episodes))
+    assert all(r["eval_q_states"] > 0 and math.isfinite(r["eval_q_bias"]) for r in trainer.history)
+    from mbpo_lib import read_metrics
+
+    assert read_metrics(run_dir / "metrics.csv")[-1]["eval_q_bias_normalized"] == pytest.approx(
+        row["eval_q_bias_normalized"], rel=1e-12)
+
+
+def test_a_run_saved_before_the_new_fields_and_columns_resumes_with_empty_cells(finished, tmp_path):
+    trainer, _ = finished
+    first = MBPO(smoke(), run_dir=tmp_path)
+    first.train(steps=250, progress=False)
+    state = first.state_dict()                     # made to look like the version before issue 17
+    del state["reset_count"]
+    for key in ("rollout_start", "freeze_model_after_epoch"):
+        del state["config"][key]
+    state["history"] = [{k: v for k, v in row.items() if k not in Q_BIAS_COLUMNS} for row in first.history]
+    resumed = MBPO(smoke(), run_dir=tmp_path)
+    resumed.load_state_dict(state)
+    resumed.train(progress=False)
+    new = set(Q_BIAS_COLUMNS)
+    assert [{k: v for k, v in row.items() if k not in new} for row in comparable(resumed.history)] == \
+        [{k: v for k, v in row.items() if k not in new} for row in comparable(trainer.history)]
+    assert comparable(resumed.history)[1:] == comparable(trainer.history)[1:]
+    with open(tmp_path / "metrics.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [table[0][column] for column in Q_BIAS_COLUMNS] == [""] * len(Q_BIAS_COLUMNS)   # the old row
+    assert table[-1]["eval_q_states"] not in ("", "nan")
+    from mbpo_lib import read_metrics
+
+    assert math.isnan(read_metrics(tmp_path / "metrics.csv")[0]["eval_q_bias"])
+    old_file = tmp_path / "old.csv"                # a metrics.csv written before the columns existed
+    with open(old_file, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[c for c in METRIC_COLUMNS if c not in new], restval="")
+        writer.writeheader()
+        writer.writerow({"epoch": 0, "env_steps": 200, "eval_return": 12.5})
+    assert read_metrics(old_file)[0]["eval_return"] == 12.5
+
+
+def model_state(trainer: MBPO) -> list[torch.Tensor]:
+    state = trainer.model.state_dict()
+    return [t.clone() for part in ("network", "normalizer") for t in state[part].values()] + [state["elites"]]
+
+
+def test_a_frozen_model_is_fitted_through_its_epoch_and_never_after(finished, tmp_path):
+    trainer, _ = finished
+    snapshots = []
+    frozen = MBPO(smoke(freeze_model_after_epoch=0), run_dir=tmp_path)
+    frozen.train(callbacks=[lambda mbpo, row: snapshots.append(model_state(mbpo))], progress=False)
+    rows = frozen.history
+    assert comparable(rows)[0] == comparable(trainer.history)[0]       # epoch 0: fitted as usual
+    assert rows[0]["model_fits"] == 2 and math.isfinite(rows[0]["model_holdout_mse"])
+    for row in rows[1:]:                                                 # epochs 1 and 2: no fit at all
+        assert row["model_fits"] == 0 and row["rollout_transitions"] > 0
+        assert all(math.isnan(row[c]) for c in ("model_holdout_mse", "model_fit_epochs", "elites"))
+    for later in snapshots[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(snapshots[0], later, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(snapshots[0], model_state(trainer), strict=True))
+    from mbpo_lib import read_metrics
+
+    read = read_metrics(tmp_path / "metrics.csv")
+    assert [r["model_fits"] for r in read] == [2, 0, 0] and math.isnan(read[2]["model_holdout_mse"])
+    assert frozen.model_frozen(1) and not frozen.model_frozen(0) and not trainer.model_frozen(99)
+
+
+RESET = {"rollout_start": "reset", "rollout_schedule": (0, 2, 1, 3)}   # k = 1, 2, 3 over the 3 epochs
+
+
+@pytest.fixture(scope="module")
+def reset_run():
+    trainer = MBPO(smoke(**RESET))
+    trainer.train(progress=False)
+    return trainer
+
+
+def test_reset_rollouts_write_exactly_b_times_k_rows_per_fit(reset_run):
+    trainer = reset_run
+    c, rows = trainer.config, reset_run.history
+    assert trainer.horizon == 1000 and [row["k"] for row in rows] == [1, 2, 3]
+    for row in rows:
+        assert row["rollout_transitions"] == c.rollout_batch_size * row["k"] and row["model_fits"] == 2
+        assert row["model_buffer_capacity"] == model_buffer_capacity(c, row["k"])
+    assert rows[-1]["model_buffer_rows"] == rows[-1]["model_buffer_capacity"]      # filled exactly
+    assert trainer.reset_count >= 6                         # at least one reset state per fit (6 fits)
+    assert rows[-1]["rollout_mean_length"] > 1
+
+
+def test_reset_states_come_from_their_own_env_and_seeds_and_move_no_other_stream():
+    from mbpo_lib.envs import env_state, make_env
+
+    trainer = MBPO(smoke(**RESET))
+    trainer.train(steps=120, progress=False)
+    before = (trainer.generator.get_state().clone(), trainer.action_rng.bit_generator.state,
+              env_state(trainer.env)["mujoco"].copy(), trainer.agent.generator.get_state().clone())
+    count = trainer.reset_count
+    states = trainer._reset_states(3)
+    assert trainer.reset_count == count + 3 and states.shape == (3, 4) and states.dtype == torch.float32
+    reference = make_env(ENV)
+    for i, j in enumerate(range(count, count + 3)):
+        seed = int(np.random.SeedSequence([0, 5, j]).generate_state(1, np.uint64)[0])
+        assert torch.equal(states[i], torch.as_tensor(reference.reset(seed=seed)[0], dtype=torch.float32))
+    after = (trainer.generator.get_state(), trainer.action_rng.bit_generator.state,
+             env_state(trainer.env)["mujoco"], trainer.agent.generator.get_state())
+    assert torch.equal(before[0], after[0]) and before[1] == after[1]
+    assert np.array_equal(before[2], after[2]) and torch.equal(before[3], after[3])
+
+
+def test_resuming_a_reset_rollout_run_mid_epoch_equals_the_uninterrupted_run(reset_run, tmp_path):
+    first = MBPO(smoke(**RESET), run_dir=tmp_path)
+    first.train(steps=250, progress=False)
+    first.save(tmp_path / CHECKPOINT_NAME)
+    resumed = MBPO.load(tmp_path / CHECKPOINT_NAME)
+    assert resumed.reset_count == first.reset_count > 0
+    resumed.train(progress=False)
+    assert comparable(resumed.history) == comparable(reset_run.history)
+    assert resumed.reset_count == reset_run.reset_count
+    for a, b in zip(parameters(resumed), parameters(reset_run), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_reset_rollouts_need_a_time_limit():
+    import gymnasium as gym
+
+    if "NoLimitPendulum-v0" not in gym.registry:   # InvertedPendulum without its 1000-step limit
+        gym.register(id="NoLimitPendulum-v0",
+                     entry_point="gymnasium.envs.mujoco.inverted_pendulum_v5:InvertedPendulumEnv")
+    config = smoke(env_id="NoLimitPendulum-v0", termination="never", rollout_start="reset")
+    with pytest.raises(ValueError, match=r"rollout_start='reset' rolls the model out up to the episode "
+                                         r"length, and NoLimitPendulum-v0 has no time limit"):
+        MBPO(config)
+    assert MBPO(config.with_overrides(rollout_start="real")).horizon is None   # only "reset" needs one

@@ -12,7 +12,8 @@ PACKAGE = Path(mbpo_lib.__file__).parent
 # and diagnostics then imports only the lower layers it measures and draws with.
 CORE = {"models", "dynamics", "rollout", "mbpo", "sac", "buffer", "config", "envs", "termination",
         "precision", "files", "learned_termination", "task_functions"}
-ON_TOP = {"theory", "diagnostics", "plotting", "widgets", "diagrams", "sweep", "render", "exercises"}
+ON_TOP = {"theory", "diagnostics", "plotting", "widgets", "diagrams", "sweep", "render", "exercises",
+          "intervals"}
 ALLOWED = {("mbpo", "diagnostics")}
 DIAGNOSTICS_MAY_IMPORT = {"models", "dynamics", "theory", "buffer", "plotting"}
 

@@ -13,6 +13,7 @@ from mbpo_lib.rollout import (
     Schedule,
     branched_rollout,
     model_buffer_capacity,
+    reset_rollout,
     rollout_schedule,
 )
 from mbpo_lib.sac import SAC
@@ -293,3 +294,136 @@ def test_a_cuda_rollout_stays_on_the_device():
         branched_rollout(model, agent, start.cpu(), 1, hopper_like_end)
     with pytest.raises(ValueError, match="the buffer is on cpu but the model on cuda"):
         branched_rollout(model, agent, start, 1, hopper_like_end, buffer=ReplayBuffer(10, 11, 3))
+
+
+# --- reset_rollout: long rollouts from reset states, exactly `transitions` rows ---------------
+
+
+class Resets:
+    """Reset states issued in order: state j is (0, 0.01 j) for even j (terminates at its 2nd step
+    under ends_past_09) and (-10, 0.01 j) for odd j (never terminates: only the horizon ends it)."""
+
+    def __init__(self) -> None:
+        self.issued: list[torch.Tensor] = []
+        self.calls: list[int] = []
+
+    def __call__(self, n: int) -> torch.Tensor:
+        j = torch.arange(len(self.issued), len(self.issued) + n)
+        states = torch.stack([torch.where(j % 2 == 0, 0.0, -10.0), 0.01 * j], dim=1)
+        self.issued.extend(states)
+        self.calls.append(n)
+        return states
+
+
+def reset_loop_reference(model, resets, transitions, horizon, slots, termination):
+    """reset_rollout one row at a time in plain Python: per step, the slots in order; a slot whose
+    rollout ended takes the next reset state (in slot order) before the next step."""
+    obs = [resets(1)[0] for _ in range(slots)]
+    age = [0] * slots
+    rows, lengths = [], []
+    while len(rows) < transitions:
+        restart = []
+        for i in range(min(slots, transitions - len(rows))):
+            o = obs[i][None]
+            act = policy(o, None)
+            next_obs, rew, _ = model.step(o, act)
+            done = bool(termination(o, act, next_obs)[0])
+            rows.append((o[0], act[0], rew[0], next_obs[0], float(done)))
+            age[i] += 1
+            obs[i] = next_obs[0]
+            if done or age[i] == horizon:
+                lengths.append(age[i])
+                restart.append(i)
+        if len(rows) < transitions:
+            for i in restart:
+                obs[i], age[i] = resets(1)[0], 0
+    return [torch.stack([r[f] for r in rows]) if f < 4 else torch.tensor([r[4] for r in rows])
+            for f in range(5)], lengths
+
+
+@pytest.mark.parametrize(("transitions", "horizon", "parallel"), [(37, 4, 5), (40, 4, None), (7, 100, None),
+                                                                  (12, 1, 3)])
+def test_reset_rollout_equals_a_python_loop_reference(transitions, horizon, parallel):
+    buffer, resets = ReplayBuffer(100, OBS, ACT), Resets()
+    stats = reset_rollout(DriftModel(), policy, resets, transitions, horizon, ends_past_09, buffer=buffer,
+                          parallel=parallel)
+    expected, lengths = reset_loop_reference(DriftModel(), Resets(), transitions, horizon,
+                                             parallel or -(-transitions // horizon), ends_past_09)
+    for got, want in zip(buffer.transitions(), expected, strict=True):
+        assert torch.equal(got, want)
+    assert len(buffer) == stats.transitions == sum(stats.rows_per_step) == transitions   # exactly that many
+    assert stats.start_states == len(resets.issued) == sum(resets.calls)
+    assert stats.k == horizon and max(lengths, default=0) <= horizon
+    terminated = int(expected[4].sum())
+    assert stats.termination_rate == terminated / stats.start_states
+    assert stats.mean_length == transitions / stats.start_states
+    assert stats.mean_reward == pytest.approx(expected[2].mean().item(), rel=1e-6)
+
+
+def test_reset_rollouts_restart_after_termination_and_at_the_horizon():
+    buffer, resets = ReplayBuffer(200, OBS, ACT), Resets()
+    stats = reset_rollout(DriftModel(), policy, resets, 60, 4, ends_past_09, buffer=buffer, parallel=6)
+    obs, act, rew, next_obs, done = buffer.transitions()
+    assert len(buffer) == 60 and stats.rows_per_step == (6,) * 10
+    # a row never follows a terminated one: x = 1.0 (the state a termination ends in) never is a start
+    assert not (obs[:, 0] > 0.9).any() and bool((next_obs[done.bool(), 0] > 0.9).all())
+    # never longer than the horizon: from x = -10, x grows by 0.5 a step, so ages 0..3 only
+    far = obs[:, 0] < -5
+    assert obs[far, 0].max() == -8.5 and bool((obs[far, 0] >= -10).all())
+    assert not done[far].any()                              # a time limit is not a termination
+    # every row starts either from a reset state or where its slot's previous row ended
+    issued = torch.stack(resets.issued)
+    for t in range(1, 10):
+        for i in range(6):
+            row, before = t * 6 + i, (t - 1) * 6 + i
+            fresh = bool(done[before]) or bool(obs[before, 0] == -8.5)
+            if fresh:
+                assert any(torch.equal(obs[row], s) for s in issued)
+            else:
+                assert torch.equal(obs[row], next_obs[before])
+    assert stats.start_states == len(issued) and resets.calls[0] == 6
+
+
+def test_reset_rollout_with_every_row_terminating_draws_a_fresh_state_per_row():
+    resets = Resets()
+    stats = reset_rollout(DriftModel(), policy, resets, 10, 50,
+                          lambda o, a, n: torch.ones(n.shape[0], dtype=bool), parallel=4)
+    assert stats.start_states == 12 and resets.calls == [4, 4, 4]          # 4 + 4 + 2 rows; last 2 unused
+    assert stats.rows_per_step == (4, 4, 2) and stats.termination_rate == 10 / 12
+
+
+def test_reset_rollout_repeats_with_the_same_generator_and_checks_its_arguments():
+    def run(seed):
+        buffer = ReplayBuffer(200, OBS, ACT)
+        reset_rollout(DriftModel(noise=0.3), noisy_policy, Resets(), 50, 8, ends_past_09,
+                      generator=torch.Generator().manual_seed(seed), buffer=buffer)
+        return buffer.transitions()
+
+    assert all(torch.equal(a, b) for a, b in zip(run(0), run(0), strict=True))
+    assert not torch.equal(run(0)[1], run(1)[1])
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=r"transitions \(the model rows to write\) must be an int >= 1"):
+            reset_rollout(DriftModel(), policy, Resets(), bad, 5, ends_past_09)
+        with pytest.raises(ValueError, match=r"horizon \(the longest rollout, in steps\) must be an int "
+                                             r">= 1"):
+            reset_rollout(DriftModel(), policy, Resets(), 5, bad, ends_past_09)
+    with pytest.raises(TypeError, match=r"reset_obs must be callable as reset_obs\(n\)"):
+        reset_rollout(DriftModel(), policy, starts(), 5, 5, ends_past_09)
+    with pytest.raises(ValueError, match=r"reset_obs\(3\) must return \[3, 2\] .* got \[3, 5\]"):
+        reset_rollout(DriftModel(), policy, lambda n: torch.zeros(n, 5), 3, 1, ends_past_09)
+    with pytest.raises(TypeError, match="reset_obs\\(n\\) must return a torch.Tensor"):
+        reset_rollout(DriftModel(), policy, lambda n: [[0.0, 0.0]] * n, 3, 1, ends_past_09)
+    with pytest.raises(ValueError, match="the buffer stores obs_dim=3 but the model has obs_dim=2"):
+        reset_rollout(DriftModel(), policy, Resets(), 5, 5, ends_past_09, buffer=ReplayBuffer(10, 3, ACT))
+
+
+def test_a_reset_rollout_of_a_real_model_and_sac_writes_exactly_its_rows():
+    model, agent, start = real_parts()
+    g = torch.Generator().manual_seed(3)
+    buffer = ReplayBuffer(5_000, 11, 3)
+    stats = reset_rollout(model, agent, lambda n: 0.1 * torch.randn(n, 11, generator=g), 3_000, 100,
+                          hopper_like_end, generator=torch.Generator().manual_seed(1), buffer=buffer)
+    assert len(buffer) == stats.transitions == 3_000 and stats.rows_per_step[0] == 30
+    assert stats.steps >= 100 and stats.start_states >= 30 and 0 <= stats.termination_rate <= 1
+    _, act, _, next_obs, terminated = buffer.transitions()
+    assert torch.equal(terminated.bool(), next_obs[:, 0] > 1.0) and act.abs().max() <= 1.0

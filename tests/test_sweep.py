@@ -22,11 +22,18 @@ import torch
 
 from mbpo_lib.mbpo import CHECKPOINT_NAME, MBPO, METRIC_COLUMNS
 from mbpo_lib.sweep import (
+    COMPARISON_NAME,
     DONE_NAME,
     SUMMARY_NAME,
     WORKER_NAME,
+    Arm,
+    arm_curve,
+    collect_arms,
+    env_from_folder,
     gpu_share,
     median_steps_to,
+    parse_arm,
+    parse_arms,
     parse_budgets,
     parse_env_values,
     parse_names,
@@ -210,17 +217,24 @@ def test_the_sweep_resumes_an_interrupted_run_exactly_and_skips_finished_ones(tm
 # --- the report on hand-written runs ------------------------------------------------------------
 
 
+# The metrics.csv columns of a run from before the Q-bias estimate (no eval_q_* / eval_mc_* cells).
+OLD_COLUMNS = [column for column in METRIC_COLUMNS if not column.startswith(("eval_q_", "eval_mc_"))]
+
+
 def write_run(root: Path, name: str, rows: list[tuple[int, float, float]], total_steps: int,
-              done: bool = True) -> None:
-    """A run folder with metrics.csv rows (env_steps, eval_return, seconds_total)."""
+              done: bool = True, q_bias: list[float] | None = None) -> None:
+    """A run folder with metrics.csv rows (env_steps, eval_return, seconds_total), and with
+    ``q_bias`` an ``eval_q_bias_normalized`` column (else the columns of a run without it)."""
     folder = root / name
     folder.mkdir(parents=True)
+    columns = OLD_COLUMNS + (["eval_q_bias_normalized"] if q_bias is not None else [])
     with open(folder / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, restval="")
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         for epoch, (steps, ret, seconds) in enumerate(rows):
+            bias = {"eval_q_bias_normalized": q_bias[epoch]} if q_bias is not None else {}
             writer.writerow({"epoch": epoch, "env_steps": steps, "eval_return": ret,
-                             "seconds_total": seconds})
+                             "seconds_total": seconds, **bias})
     config = {"env_id": name.split("_")[0], "total_steps": total_steps}
     (folder / "config.json").write_text(json.dumps(config))
     if done:
@@ -265,6 +279,9 @@ def test_report_numbers_equal_hand_computations(synthetic, tmp_path):
     assert (mbpo["threshold"], mbpo["reached"]) == ("1000.0", "2/3")
     assert mbpo["steps_to_threshold_median"] == "1250"
     assert mbpo["steps_to_threshold"] == "0:1250 1:1000 2:>1500"
+    # its bootstrap interval: a resample's median is the censored run with P = 7/27 > 2.5 %
+    assert mbpo["steps_to_threshold_ci95"] == "1000->1500"
+    assert "arm" not in mbpo and mbpo["final_q_bias_normalized_median"] == ""    # a plain root, no Q bias
     assert float(mbpo["seconds_median"]) == 5.5 and float(mbpo["seconds_sum"]) == 5.5 + 8.0 + 4.0
     # SAC: seed 1 stopped at 1000 of 1500 -> not in the final numbers, censored at its last step
     assert (sac["seeds"], sac["finished"]) == ("2", "1")
@@ -316,6 +333,300 @@ def test_report_command_prints_the_table(synthetic, tmp_path, capsys):
     assert "0:1000 1:1000 2:>1500" in printed
     assert "ignored, not run folders: Hopper-v5_sac_seed9, notes" in printed
     assert (out / SUMMARY_NAME).is_file()
+
+
+# --- arms: named variants of a preset ------------------------------------------------------------
+
+
+def test_arm_specs_parse_into_algo_budget_and_overrides():
+    assert parse_arm("mbpo") == Arm("mbpo", "mbpo", None, ())
+    assert parse_arm("sac-g10:algo=sac,updates_per_step=10") == Arm("sac-g10", "sac", None,
+                                                                    ("updates_per_step=10",))
+    assert parse_arm("sac-g1:algo=sac,steps=15000") == Arm("sac-g1", "sac", 15000, ())
+    # commas inside brackets stay in their item; values as --set takes them
+    k15 = parse_arm("k15: rollout_schedule=[1,15,15,15], ensemble.lr=3e-4 ,official_pool_timing=true")
+    assert k15 == Arm("k15", "mbpo", None, ("rollout_schedule=[1,15,15,15]", "ensemble.lr=3e-4",
+                                            "official_pool_timing=true"))
+    assert parse_arm("real-ratio-0.5:real_ratio=0.5").name == "real-ratio-0.5"
+    for arm in (k15, parse_arm("sac-g1:algo=sac,steps=15000"), parse_arm("mbpo")):
+        assert parse_arm(arm.spec) == arm                                 # the spec text round-trips
+    assert [arm.name for arm in parse_arms(["b", "a:real_ratio=0"])] == ["b", "a"]   # order kept
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "--arm needs NAME or NAME:key=value"),
+    ("my arm:real_ratio=0", "the name 'my arm' must be a folder name"),
+    ("a/b", "the name 'a/b' must be a folder name"),
+    (".hidden", "not starting with '.'"),
+    (":real_ratio=0", "the name '' must be a folder name"),
+    (f"{ENV}_sac_seed0:real_ratio=0", "looks like a run folder"),
+    ("x:", "nothing after ':'"),
+    ("x:real_ratio=0,,k=1", "an empty item"),
+    ("x:real_ratio=0,", "an empty item"),
+    ("x:real_ratio", "'real_ratio' is not key=value"),
+    ("x:=3", "'=3' is not key=value"),
+    ("x:algo=ppo", "algo='ppo'; choose from mbpo, sac"),
+    ("x:steps=5k", "steps='5k' is not a budget"),
+    ("x:steps=0", "steps='0' is not a budget"),
+    ("x:total_steps=500", "an arm's budget is steps=N"),
+    ("x:seed=3", "the sweep sets the seeds itself"),
+    ("x:real_ratio=0,real_ratio=1", "sets real_ratio more than once"),
+    ("x:rollout_schedule=[1,15,15,15", "brackets do not pair up"),
+    ("x:rollout_schedule=1,15]", "brackets do not pair up"),
+])
+def test_bad_arm_specs_are_refused_naming_the_spec(text, message):
+    with pytest.raises(ValueError, match=re_escape(message)):
+        parse_arm(text)
+
+
+def re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def test_arm_names_must_be_unique():
+    with pytest.raises(ValueError, match="--arm names a more than once"):
+        parse_arms(["a", "b:real_ratio=0", "a:algo=sac"])
+
+
+def test_plan_with_arms_orders_runs_by_arm_and_builds_each_arms_config(tmp_path):
+    arms = parse_arms(["sac-g10:algo=sac,updates_per_step=10", "base", "long:algo=sac,steps=350",
+                       "lr:ensemble.lr=3e-4,updates_per_step=5"])
+    runs = plan([ENV], [], [0, 1], root=tmp_path, smoke=True, budgets={(ENV, "sac"): 300},
+                overrides=["updates_per_step=3", "sac.gamma=0.98"], arms=arms)
+    assert [run.label for run in runs] == [f"{arm}/{run_name(ENV, algo, seed)}" for arm, algo in (
+        ("sac-g10", "sac"), ("base", "mbpo"), ("long", "sac"), ("lr", "mbpo")) for seed in (0, 1)]
+    assert runs[0].run_dir == tmp_path.resolve() / "sac-g10" / f"{ENV}_sac_seed0"
+    configs = {run.arm: run.config() for run in runs}
+    # the sweep's --set first, then the arm's own: an arm's value wins
+    assert [configs[name].updates_per_step for name in ("sac-g10", "base", "long", "lr")] == [10, 3, 3, 5]
+    assert all(config.sac.gamma == 0.98 for config in configs.values())
+    assert configs["lr"].ensemble.lr == 3e-4 and configs["sac-g10"].real_ratio == 1.0
+    # an arm's steps= wins over the sweep's budgets; otherwise the (env, algo) budget, else the preset's
+    assert [configs[name].total_steps for name in ("sac-g10", "base", "long")] == [300, 400, 350]
+    with pytest.raises(ValueError, match="give arms or algos, not both"):
+        plan([ENV], ["mbpo"], [0], root=tmp_path, arms=arms)
+    with pytest.raises(ValueError, match="arm name '../up' is not a folder name"):
+        plan([ENV], [], [0], root=tmp_path, arms=[Arm("../up")])
+
+
+def test_invalid_arms_fail_before_anything_runs_each_named(tmp_path):
+    arms = parse_arms(["good", "typo:no_such_field=1", "bad-lr:ensemble.lr=-1", "fine:real_ratio=0.5"])
+    with pytest.raises(ValueError) as error:
+        plan([ENV], [], [0, 1], root=tmp_path, smoke=True, arms=arms)
+    message = str(error.value)
+    assert message.startswith("2 of 4 arms have invalid settings, nothing was run")
+    assert (f"--arm typo:no_such_field=1: {ENV}_mbpo_seed0: unknown MBPOConfig field(s) ['no_such_field']"
+            in message)
+    assert "--arm bad-lr:ensemble.lr=-1" in message and "lr" in message.split("--arm bad-lr")[1]
+    assert "--arm good" not in message and "--arm fine" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_arm_errors_name_the_bad_value(tmp_path, capsys):
+    from mbpo_lib.__main__ import main
+
+    base = ["sweep", "--envs", ENV, "--root", str(tmp_path), "--smoke", "--no-ray"]
+    for extra, message in ((["--arm", "a", "--algos", "sac"], "--algos sac with --arm: each arm names its"),
+                           (["--arm", "a", "--arm", "a:real_ratio=0"], "--arm names a more than once"),
+                           (["--arm", "a b"], "the name 'a b' must be a folder name"),
+                           (["--arm", "x:rollout_start=sideways"], "--arm x:rollout_start=sideways: "
+                                                                   f"{ENV}_mbpo_seed0: "),
+                           (["--arm", "x:seed=1"], "the sweep sets the seeds itself"),
+                           (["--arm", "x", "--steps", "sac=500"], "'sac' is neither an algorithm (mbpo)")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, err
+    assert list(tmp_path.iterdir()) == []                     # nothing ran
+
+
+def test_an_arms_sweep_skips_the_runs_of_plain_sweeps_into_its_arm_folders(tmp_path, capsys):
+    """The controls' SAC runs were made by plain sweeps into runs/controls/sac-g10 and sac-g1; the
+    arms sweep over runs/controls must take them for its own (same folders, same configs)."""
+    from mbpo_lib.__main__ import main
+
+    def sweep_json(*args: str) -> list[dict]:
+        assert main(["sweep", "--envs", ENV, "--seeds", "0", "--smoke", "--no-ray", *args]) == 0
+        return json.loads(capsys.readouterr().out.splitlines()[-1])["runs"]
+
+    root = tmp_path / "controls"
+    (g10,) = sweep_json("--algos", "sac", "--steps", "200", "--set", "updates_per_step=10",
+                        "--root", str(root / "sac-g10"))
+    (g1,) = sweep_json("--algos", "sac", "--steps", "300", "--root", str(root / "sac-g1"))
+    assert g10["status"] == g1["status"] == "trained"
+    # a run written before a config field existed: its config.json lacks it, it had the default
+    config_file = root / "sac-g1" / f"{ENV}_sac_seed0" / "config.json"
+    old = json.loads(config_file.read_text())
+    for name in ("official_pool_timing", "min_pool_size"):
+        del old[name]
+    config_file.write_text(json.dumps(old))
+    files = [path for path in root.rglob("*") if path.is_file()]
+    before = {path: path.stat().st_mtime_ns for path in files}
+    runs = sweep_json("--root", str(root), "--steps", "200", "--arm", "sac-g10:algo=sac,updates_per_step=10",
+                      "--arm", "sac-g1:algo=sac,steps=300")
+    assert [(run["run"], run["status"], run["env_steps"]) for run in runs] == [
+        (f"sac-g10/{ENV}_sac_seed0", "skipped", 200), (f"sac-g1/{ENV}_sac_seed0", "skipped", 300)]
+    assert [run["arm"] for run in runs] == ["sac-g10", "sac-g1"]
+    assert {path: path.stat().st_mtime_ns for path in files} == before        # nothing written
+    # an arm whose settings differ from its folder's run is refused, naming the field
+    assert main(["sweep", "--envs", ENV, "--seeds", "0", "--smoke", "--no-ray", "--root", str(root),
+                 "--steps", "200", "--arm", "sac-g10:algo=sac,updates_per_step=5"]) == 1
+    captured = capsys.readouterr()
+    (failed,) = json.loads(captured.out.splitlines()[-1])["runs"]
+    assert failed["status"] == "failed" and "updates_per_step: 10 there, 5 asked" in failed["error"]
+    assert f"error: sac-g10/{ENV}_sac_seed0: " in captured.err
+    assert {path: path.stat().st_mtime_ns for path in files} == before
+
+
+def test_namespaced_env_ids_become_folder_names_and_come_back(tmp_path):
+    assert run_name("my_pkg/Arm-v0", "mbpo", 3) == "my_pkg+Arm-v0_mbpo_seed3"
+    assert env_from_folder("my_pkg+Arm-v0_mbpo_seed3") == "my_pkg/Arm-v0"
+    assert env_from_folder(run_name(ENV, "sac", 0)) == ENV
+    with pytest.raises(ValueError, match="'notes' is not a run folder name"):
+        env_from_folder("notes")
+    root = tmp_path / "runs"
+    for seed, ret in enumerate((5.0, 1.0)):
+        write_run(root, run_name("my_pkg/Arm-v0", "mbpo", seed), [(100, 0.0, 1.0), (200, ret, 1.0)], 200)
+    done = report(root, tmp_path / "out", thresholds={"my_pkg/Arm-v0": 4.0})
+    (row,) = done.rows
+    assert (row["env_id"], row["reached"], row["steps_to_threshold_median"]) == ("my_pkg/Arm-v0", "1/2", 200)
+    assert [path.name for path in done.figures] == ["my_pkg+Arm-v0_curves.png"]
+    assert sorted(path.name for path in done.copies) == ["my_pkg+Arm-v0_mbpo_seed0.csv",
+                                                         "my_pkg+Arm-v0_mbpo_seed1.csv"]
+
+
+# --- the report of arms --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def arms_root(tmp_path):
+    """Arm folders with known steps to 1000: mbpo 1000, 1250, 1500 (lower median 1250); slow
+    2000, 2500, never (2500); never: none of 3; same: 1500 x 3; broken: one damaged run."""
+    root = tmp_path / "controls"
+
+    def curve(reach: int | None, budget: int) -> list[tuple[int, float, float]]:
+        return [(s, 1000.0 if reach is not None and s >= reach else 100.0, 1.0)
+                for s in range(500, budget + 1, 250)]
+
+    for seed, (reach, bias) in enumerate(((1000, 0.1), (1250, 0.3), (1500, -0.2))):
+        rows = curve(reach, 2000)
+        write_run(root / "mbpo", run_name(ENV, "mbpo", seed), rows, 2000,
+                  q_bias=[0.0] * (len(rows) - 1) + [bias])
+    for seed, reach in enumerate((2000, 2500, None)):
+        write_run(root / "slow", run_name(ENV, "sac", seed), curve(reach, 3000), 3000)
+    for seed in range(3):
+        write_run(root / "never", run_name(ENV, "mbpo", seed), curve(None, 2000), 2000)
+        write_run(root / "same", run_name(ENV, "mbpo", seed), curve(1500, 2000), 2000)
+    write_run(root / "broken", run_name(ENV, "mbpo", 0), curve(1000, 2000), 2000)
+    cut = root / "broken" / run_name(ENV, "mbpo", 0) / "metrics.csv"
+    cut.write_bytes(cut.read_bytes()[:-20])                         # cut mid-row
+    (root / "mbpo" / "notes").mkdir()
+    (root / "empty").mkdir()
+    return root
+
+
+def test_collect_arms_finds_the_arm_folders_and_a_plain_root_as_before(arms_root, synthetic):
+    with pytest.warns(RuntimeWarning, match="skipping the damaged run .*broken"):
+        records, ignored, damaged = collect_arms(arms_root)
+    assert [(r.arm, r.algo, r.seed) for r in records][:4] == [("mbpo", "mbpo", 0), ("mbpo", "mbpo", 1),
+                                                             ("mbpo", "mbpo", 2), ("never", "mbpo", 0)]
+    assert list(dict.fromkeys(r.arm for r in records)) == ["mbpo", "never", "same", "slow"]
+    assert sorted(ignored) == ["empty", "mbpo/notes"]
+    assert len(damaged) == 1 and damaged[0].startswith(f"broken/{ENV}_mbpo_seed0: ")
+    assert "ends in the middle of a row" in damaged[0]
+    assert [r.q_bias_normalized for r in records if r.arm == "mbpo"] == [0.1, 0.3, -0.2]
+    assert all(r.q_bias_normalized is None for r in records if r.arm != "mbpo")
+    plain, plain_ignored, _ = collect_arms(synthetic)                # run folders directly: a plain root
+    assert {r.arm for r in plain} == {""} and sorted(plain_ignored) == ["Hopper-v5_sac_seed9", "notes"]
+
+
+def test_report_of_arms_has_an_arm_column_intervals_and_the_q_bias(arms_root, tmp_path):
+    out = tmp_path / "results"
+    with pytest.warns(RuntimeWarning, match="skipping the damaged run"):
+        done = report(arms_root, out)
+    assert done.arms == ["mbpo", "never", "same", "slow"]
+    rows = {row["arm"]: row for row in table(out / SUMMARY_NAME)}
+    assert list(table(out / SUMMARY_NAME)[0])[:3] == ["arm", "env_id", "algo"]
+    mbpo, slow, never, same = rows["mbpo"], rows["slow"], rows["never"], rows["same"]
+    assert (mbpo["reached"], mbpo["steps_to_threshold_median"], mbpo["steps_to_threshold_ci95"]) == (
+        "3/3", "1250", "1000-1500")
+    assert float(mbpo["final_q_bias_normalized_median"]) == 0.1       # median of 0.1, 0.3, -0.2
+    assert (slow["algo"], slow["budget"], slow["steps_to_threshold_ci95"]) == ("sac", "3000", "2000->3000")
+    assert (never["reached"], never["steps_to_threshold_median"], never["steps_to_threshold_ci95"]) == (
+        "0/3", ">2000", ">2000")
+    assert same["steps_to_threshold_ci95"] == "1500-1500"              # equal seeds: zero width
+    assert slow["final_q_bias_normalized_median"] == ""                # no such column in those runs
+    assert "broken" not in rows and len(done.damaged) == 1
+    # metrics copies per arm, the per-run table with its arm, one figure naming the arms
+    assert (out / "slow" / f"{ENV}_sac_seed2.csv").read_bytes() == (
+        arms_root / "slow" / f"{ENV}_sac_seed2" / "metrics.csv").read_bytes()
+    assert len(done.copies) == 12 and all(path.parent.name in done.arms for path in done.copies)
+    assert {row["arm"] for row in table(done.runs)} == set(done.arms)
+    assert [path.name for path in done.figures] == [f"{ENV}_curves.png"]
+    assert done.figures[0].stat().st_size > 10_000
+    assert "final_q_bias_normalized_median" in done.table and "1000-1500" in done.table
+    assert not any(name.endswith(".tmp") for name in os.listdir(out))
+    assert done.comparison is None and not (out / COMPARISON_NAME).exists()
+
+
+def test_an_arms_curve_is_the_median_and_quartiles_on_the_steps_all_seeds_cover(arms_root):
+    with pytest.warns(RuntimeWarning):
+        records, _, _ = collect_arms(arms_root)
+    steps, median, low, high = arm_curve([r for r in records if r.arm == "mbpo"])
+    assert steps == [500, 750, 1000, 1250, 1500, 1750, 2000]
+    assert median == [100, 100, 100, 1000, 1000, 1000, 1000]           # seeds reach at 1000, 1250, 1500
+    assert low[2] == 100 and high[2] == 550                              # 25th/75th of (1000, 100, 100)
+    assert arm_curve([]) == ([], [], [], [])
+
+
+def test_baseline_comparison_gives_known_ratios(arms_root, tmp_path):
+    out = tmp_path / "results"
+    with pytest.warns(RuntimeWarning):
+        done = report(arms_root, out, baseline="mbpo", figures=False)
+    rows = {row["arm"]: row for row in table(out / COMPARISON_NAME)}
+    assert list(rows) == ["mbpo", "never", "same", "slow"]              # the baseline first
+    assert done.arms[0] == "mbpo" and done.rows[0]["arm"] == "mbpo"
+    mbpo, slow, never, same = rows["mbpo"], rows["slow"], rows["never"], rows["same"]
+    assert (mbpo["steps_ratio"], mbpo["baseline_steps_median"]) == ("1.0", "1250")
+    low, high = map(float, mbpo["steps_ratio_ci95"].split("-"))
+    assert low < 1 < high
+    # slow: 2500 / 1250; at best 2000 / 1500 (P = (7/27)^2 > 2.5 %), at worst censored
+    assert (slow["steps_ratio"], slow["steps_ratio_ci95"], slow["reached"]) == ("2.0", "1.33-inf", "2/3")
+    assert (same["steps_ratio"], same["steps_to_threshold_median"]) == ("1.2", "1500")
+    # never: only bounded, beyond its budget 2000 over the baseline's 1250
+    assert (never["steps_ratio"], never["steps_ratio_ci95"], never["reached"]) == (">1.6", "inf-inf", "0/3")
+    assert (out / COMPARISON_NAME) == done.comparison and "steps_ratio_ci95" in done.comparison_table
+
+
+def test_baseline_errors_name_the_arms_there_are(arms_root, synthetic, tmp_path, capsys):
+    from mbpo_lib.__main__ import main
+
+    with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="no arm 'nope' here; the arms are "
+                                                                         "mbpo, never, same, slow"):
+        report(arms_root, tmp_path / "a", baseline="nope")
+    assert not (tmp_path / "a").exists()                                 # checked before writing
+    with pytest.raises(ValueError, match="--baseline 'mbpo' compares arms, but these runs are not in arm"):
+        report(synthetic, tmp_path / "b", baseline="mbpo")
+    assert main(["report", str(synthetic), "--baseline", "mbpo", "--no-figures"]) == 2
+    assert "compares arms" in capsys.readouterr().err
+    assert main(["report", str(arms_root), "--out", str(tmp_path / "c"), "--baseline", "slow",
+                 "--no-figures"]) == 0
+    captured = capsys.readouterr()
+    assert "against the baseline arm slow" in captured.out and "comparison: " in captured.out
+    assert captured.err.count("warning: skipped the damaged run broken/") == 1
+    ratios = {row["arm"]: row["steps_ratio"] for row in table(tmp_path / "c" / COMPARISON_NAME)}
+    assert ratios["mbpo"] == "0.5"
+
+
+def test_an_arms_report_into_its_default_folder_can_be_run_again(arms_root):
+    with pytest.warns(RuntimeWarning):
+        first = report(arms_root, figures=False)
+    with pytest.warns(RuntimeWarning):
+        second = report(arms_root, figures=False)
+    assert first.arms == second.arms == ["mbpo", "never", "same", "slow"]
+    assert "report" not in second.ignored and sorted(second.ignored) == ["empty", "mbpo/notes"]
+    assert (arms_root / "report" / "mbpo" / f"{ENV}_mbpo_seed0.csv").is_file()
 
 
 # --- a real sweep through a Ray cluster on 127.0.0.1 -------------------------------------------
