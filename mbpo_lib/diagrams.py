@@ -39,7 +39,10 @@ _BOX_WIDTH = 3.6
 _BOX_HEIGHT = 1.55
 _LEFT, _MID, _RIGHT = 2.1, 7.4, 12.7  # column centres
 _TOP, _CENTRE, _BOTTOM = 6.0, 3.35, 0.7  # row centres
-_TITLE_SIZE = 15
+# Sizes for a 9.2-inch figure: on a slide 80 % of the canvas wide, 12 pt text projects at about
+# 16 px (tests/browser/test_slides.py), readable from the back of a lecture hall.
+_FIGSIZE = (9.2, 5.2)
+_TITLE_SIZE = 13
 _DETAIL_SIZE = 12
 _ARROW_LABEL_SIZE = 12
 
@@ -57,46 +60,46 @@ class Component:
 
 # The parts of the loop, in the order data flows through them.
 COMPONENTS: tuple[Component, ...] = (
-    Component("env", "gymnasium env  $M$", "real MDP, e.g. Hopper-v5", (_LEFT, _TOP), _REAL),
+    Component("env", "env  $M$", "gymnasium,\ne.g. Hopper", (_LEFT, _TOP), _REAL),
     Component(
         "d_env",
         r"$\mathcal{D}_{\mathrm{env}}$",
-        "ReplayBuffer of real\ntransitions $(s, a, r, s')$",
+        "real transitions",
         (_MID, _TOP),
         _REAL,
     ),
     Component(
         "model",
-        r"DynamicsModel  $\hat{M}_\theta$",
-        "ensemble of $E = 7$, 5 elites\npredicts $\\Delta s$ and $r$",
+        "DynamicsModel",
+        "$E = 7$, 5 elites;\npredicts $\\Delta s$, $r$",
         (_RIGHT, _TOP),
         _MODEL,
     ),
     Component(
         "rollout",
         "branched_rollout",
-        "$k$ steps from 100K real\nstart states, actions from $\\pi$",
+        "$k$ steps from 100K\nreal states",
         (_RIGHT, _CENTRE),
         _MODEL,
     ),
     Component(
         "d_model",
         r"$\mathcal{D}_{\mathrm{model}}$",
-        "ReplayBuffer of\nmodel transitions",
+        "model transitions",
         (_RIGHT, _BOTTOM),
         _MODEL,
     ),
     Component(
         "mixed",
         "sample_mixed",
-        "batch of $B = 256$ rows:\n12 real (4.7 %), 244 model",
+        "$B = 256$: 12 real\n+ 244 model",
         (_MID, _BOTTOM),
         _POLICY,
     ),
     Component(
         "sac",
         r"SAC  $\pi$, $Q$",
-        "$G$ updates per env step",
+        "$G$ updates\nper env step",
         (_LEFT, _BOTTOM),
         _POLICY,
     ),
@@ -104,14 +107,14 @@ COMPONENTS: tuple[Component, ...] = (
 
 # Arrows between components: (from, to, label, where the label is centred).
 ARROWS: tuple[tuple[str, str, str, tuple[float, float]], ...] = (
-    ("env", "d_env", "every step:\n$(s, a, r, s')$", ((_LEFT + _MID) / 2, _TOP + 0.5)),
-    ("d_env", "model", "fit every\n250 steps", ((_MID + _RIGHT) / 2, _TOP + 0.5)),
+    ("env", "d_env", "$(s, a, r, s')$", ((_LEFT + _MID) / 2, _TOP + 0.5)),
+    ("d_env", "model", "fit every\n250 steps", ((_MID + _RIGHT) / 2, _TOP + 0.9)),
     ("model", "rollout", r"$\hat{M}_\theta$.step", (_RIGHT + 0.85, 4.68)),
     ("d_env", "rollout", "start states\n(100K)", (9.35, 4.35)),
     ("rollout", "d_model", "$k$-step\nbranches", (_RIGHT + 0.85, 2.02)),
     ("d_model", "mixed", "244 rows", ((_MID + _RIGHT) / 2, _BOTTOM + 0.4)),
-    ("d_env", "mixed", "12 rows", (_MID, _CENTRE)),
-    ("mixed", "sac", "$G$ batches\nper env step", ((_LEFT + _MID) / 2, _BOTTOM - 0.5)),
+    ("d_env", "mixed", "12 rows\n(4.7 %)", (_MID, _CENTRE)),
+    ("mixed", "sac", "$G$ batches\na step", ((_LEFT + _MID) / 2, _BOTTOM - 0.55)),
     ("sac", "env", r"policy acts:" "\n" r"$a \sim \pi(\cdot \mid s)$", (_LEFT, _CENTRE)),
     ("sac", "rollout", r"$\pi$ picks the" "\n" "model's actions", (10.0, 1.98)),
 )
@@ -166,19 +169,19 @@ def plot_mbpo_loop(ax: Axes | None = None) -> Figure:
     """Draw the MBPO loop (see the module docstring) and return the figure it is on.
 
     ``ax``: an Axes to draw into (its limits and aspect are set, its axis turned off); when
-    ``None`` a new 13.5 x 7.6 inch figure is made. Every box is a ``FancyBboxPatch`` and every
+    ``None`` a new 9.2 x 5.2 inch figure is made. Every box is a ``FancyBboxPatch`` and every
     arrow a ``FancyArrowPatch`` (one per entry of :data:`ARROWS`); the labels use the series'
     notation (``D_env``, ``D_model``, ``k``, ``G``, ``pi``, written in mathtext).
     """
     with series_style():
         if ax is None:
-            fig, ax = plt.subplots(figsize=(13.5, 7.6))
+            fig, ax = plt.subplots(figsize=_FIGSIZE)
         else:
             fig = ax.figure
             if not isinstance(fig, Figure):  # an Axes on a SubFigure: return the root figure
                 fig = fig.figure
         ax.set_xlim(0.15, 14.65)
-        ax.set_ylim(-0.75, 7.5)
+        ax.set_ylim(-0.75, 7.3)   # no title: the slide or cell above names it
         ax.set_aspect("equal")
         ax.set_axis_off()
 
@@ -191,8 +194,6 @@ def plot_mbpo_loop(ax: Axes | None = None) -> Figure:
                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white",
                           "edgecolor": "none", "alpha": 0.9})
 
-        ax.text(_MID, 7.25, "The MBPO loop", ha="center", va="center", fontsize=17,
-                fontweight="bold")
         kinds = (("real data", _REAL), ("model data", _MODEL), ("policy learning", _POLICY))
         ax.legend(
             handles=[Patch(facecolor=fill, edgecolor=edge, linewidth=2, label=name)

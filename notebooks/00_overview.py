@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,6 +15,12 @@
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 00 · MBPO in one picture
+# <!-- slide
+# - MBPO between SAC, Dyna and Dreamer
+# - Why long model rollouts pile up error, on a toy you build
+# - The MBPO loop: what flows where
+# - The claim this series checks, and its notation
+# -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/00_overview.ipynb)
 #
@@ -29,6 +35,10 @@
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The two sources of this series
+# <!-- slide
+# - **The paper**: Janner, Fu, Zhang and Levine, NeurIPS 2019, and its official code
+# - **The method guide**: the series' companion text, in Chinese
+# -->
 #
 # - **The paper:** Janner, Fu, Zhang and Levine, "When to Trust Your Model: Model-Based Policy
 #   Optimization", NeurIPS 2019, and its official code.
@@ -64,6 +74,10 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Why model-free RL is slow
+# <!-- slide
+# - SAC learns $\pi$ and $Q$ from real transitions only
+# - MuJoCo locomotion: one to three **million** steps
+# -->
 #
 # A model-free agent such as **SAC** (Soft Actor-Critic, Haarnoja et al. 2018) learns a policy
 # $\pi$ and a value $Q(s, a)$ from real transitions $(s, a, r, s')$ only.
@@ -79,6 +93,9 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # squeeze more out of each step?
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - **A fair question**: SAC makes 1 update a step, MBPO 20. Why not give SAC 20?
+# -->
 # **A fair question.** SAC as usually run makes one gradient update per real step; MBPO makes
 # $G = 20$ on Hopper. Why not give SAC 20 updates per step? If that alone closed the gap, the
 # model would not be what makes MBPO efficient. The controlled answer is a SAC run with
@@ -87,6 +104,11 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## The model-based idea
+# <!-- slide
+# - Fit a model $\hat M_\theta(s', r \mid s, a)$ to the real buffer
+# - Plan with it (PETS), or **generate data** for an RL agent (Dyna)
+# - MBPO: trust the model for **a few steps**, always from **real states**
+# -->
 #
 # Learn the dynamics from the same data: a model $\hat M_\theta(s', r \mid s, a)$ fitted to
 # the real buffer $\mathcal{D}_\mathrm{env}$. Then the model can be used in two ways:
@@ -100,6 +122,9 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### MBPO vs Dyna
+# <!-- slide
+# MBPO is Dyna-style: with $k = 1$, Dyna with a neural ensemble and SAC.
+# -->
 #
 # | | Dyna-Q (Sutton 1990; Sutton & Barto, ch. 8) | MBPO (Janner et al. 2019) |
 # |---|---|---|
@@ -116,6 +141,9 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### MBPO vs Dreamer
+# <!-- slide
+# PETS gave MBPO its probabilistic ensemble; PETS plans with it, MBPO trains SAC.
+# -->
 #
 # | | MBPO | Dreamer (Hafner et al. 2020) |
 # |---|---|---|
@@ -133,6 +161,16 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Why long model rollouts go wrong
+# <!-- slide
+# $$
+# e_{t+1} \le \underbrace{\|\hat M(\hat s_t, a_t) - \hat M(s_t, a_t)\|}_{\le\, L\, e_t}
+#          + \underbrace{\|\hat M(s_t, a_t) - M(s_t, a_t)\|}_{\text{one-step error}}
+# \quad\Longrightarrow\quad
+# e_k \le \varepsilon\,\frac{L^k - 1}{L - 1}
+# $$
+#
+# - Old errors are **amplified** by $L$; each step adds a fresh $\varepsilon$
+# -->
 #
 # Start the model and the real system at the same real state, $\hat s_0 = s_0$, and feed both
 # the same actions. Call the model's one-step error $\varepsilon = \mathbb{E}\,\|\hat M(s, a) -
@@ -151,6 +189,11 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Linear or geometric?
+# <!-- slide
+# - The guide: $e_k \approx k\,\varepsilon$, "75 % after 15 steps": the case $L = 1$
+# - $L > 1$ (contacts, falls): **geometric**, much faster
+# - $L < 1$: levels off at $\varepsilon/(1 - L)$
+# -->
 #
 # The method guide reads compounding linearly: $e_k \approx k\,\varepsilon$, so "5 % per step
 # gives 75 % after 15 steps". That is the special case $L = 1$ of the bound above, and it is a
@@ -173,6 +216,11 @@ for L_example in (0.9, 1.05, 1.1):
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## A toy experiment, from scratch
+# <!-- slide
+# - True system: a rotation by $2\pi/64$ in 2-D, $s_{t+1} = A\,s_t$
+# - Fit $\hat A$ by least squares to **10 noisy transitions**
+# - Roll the model open-loop from real states; measure $e_k$
+# -->
 #
 # A true system we know exactly: a frictionless oscillator in 2-D, $s_{t+1} = A\,s_t$ with $A$
 # a rotation by $2\pi/64$ (one full turn every 64 steps; actions play no role here).
@@ -223,6 +271,10 @@ def rollout_error(horizon: int, restart_every: int | None = None) -> torch.Tenso
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Start states cover the circle evenly: the one-step error is $\varepsilon$ at every step
+# - So the geometric bound must hold: we check it
+# -->
 # Because the start states cover the circle evenly and $A$ rotates by exactly 4 of them, the
 # real states at every step are the same set again: the one-step error is $\varepsilon$ at every
 # step, so the geometric bound must hold for the measured mean error. We check it, and that
@@ -244,6 +296,9 @@ for k in (1, 5, 10, 15, 30):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### MBPO's remedy: many short branches from real states
+# <!-- slide
+# - One 40-step model rollout against branches of $k = 5$ that restart from the real trajectory
+# -->
 #
 # Instead of one long rollout from $s_0$, MBPO starts a fresh branch of $k$ model steps from a
 # real state. Below: one 40-step model rollout versus branches of $k = 5$ that restart from the
@@ -259,23 +314,28 @@ print(f"after {T} steps: one long rollout {measured[T - 1]:.3f}, "
       f"k = {k_branch} branches never above {branched.max():.3f}")
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3))
-left.plot(k_range, measured, "o-", ms=3, label="measured (toy model)")
-left.plot(k_range, linear, "--", label=r"linear reading $k\varepsilon$")
-left.plot(k_range, geometric, ":", lw=2.5, label=r"bound $\varepsilon\,(L^k-1)/(L-1)$")
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 3.9))
+left.plot(k_range, measured, "o-", ms=3, label="measured")
+left.plot(k_range, linear, "--", label=r"linear $k\varepsilon$")
+left.plot(k_range, geometric, ":", lw=2.5, label="geometric bound")
 left.set(xlabel="rollout length $k$", ylabel=r"mean error $\|\hat s_k - s_k\|$",
-         title="Open-loop model rollouts from real states")
+         title="Open-loop rollouts")
 left.legend()
 t_range = torch.arange(1, T + 1)
-right.plot(t_range, measured[:T], label="one long rollout from $s_0$")
-right.plot(t_range, branched, label=f"branches of $k = {k_branch}$ from real states")
-right.axhline(measured[k_branch - 1], color="0.4", ls=":", label=f"$e_{k_branch}$, the cap")
-right.set(xlabel="time step $t$", ylabel="mean error", title="Short branches keep the error small")
+right.plot(t_range, measured[:T], label="one long rollout")
+right.plot(t_range, branched, label=f"branches of $k = {k_branch}$")
+right.axhline(measured[k_branch - 1], color="0.4", ls=":", label=f"$e_{k_branch}$")
+right.set(xlabel="time step $t$", ylabel="mean error", title="Short branches")
 right.legend()
 mbpo_lib.save_figure(fig, "00_compounding_error")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - This model has $L > 1$: the linear reading is optimistic
+# - Other seeds can fall below $k\varepsilon$: a rule of thumb, not a law
+# - Branches never exceed $e_k$: real states, **a few** steps
+# -->
 # - The measured error starts at $\varepsilon$ and grows faster than $k\varepsilon$: this model
 #   has $L > 1$, so the linear reading is optimistic; the geometric bound holds, as it must.
 # - With other seeds or data the curve can also fall *below* $k\varepsilon$ (try it in the
@@ -310,6 +370,12 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the official code does with it
+# <!-- slide
+# - **Warm-up**: 5,000 random steps (500 for the pendulums)
+# - **Model**: refitted every 250 steps; 7 members, 5 elites
+# - **Rollouts**: 100,000 start states, $k$ steps, $k$ growing
+# - **SAC**: $G$ updates a step; 12 real rows in 256
+# -->
 #
 # - **Warm-up:** 5,000 steps of a uniform-random policy fill $\mathcal{D}_\mathrm{env}$ first
 #   (500 for the pendulums).
@@ -332,6 +398,14 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The arrows, one by one
+# <!-- slide
+# 1. real steps into $\mathcal{D}_\mathrm{env}$
+# 2. a fit every 250 steps
+# 3. 100K real states as roots
+# 4. a random elite per step
+# 5. the **current** policy acts
+# 6. into $\mathcal{D}_\mathrm{model}$
+# -->
 #
 # 1. **env → $\mathcal{D}_\mathrm{env}$:** every real step stores $(s, a, r, s', \text{terminated})$.
 # 2. **$\mathcal{D}_\mathrm{env}$ → DynamicsModel:** every 250 steps the ensemble is refitted to
@@ -343,6 +417,12 @@ plt.show()
 # 6. **branched_rollout → $\mathcal{D}_\mathrm{model}$:** all $k$-step branches are stored.
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# 7. 244 model rows of 256
+# 8. 12 real rows: the anchor
+# 9. $G$ updates a step
+# 10. the policy acts
+# -->
 # 7. **$\mathcal{D}_\mathrm{model}$ → sample_mixed:** 244 of the 256 rows of every SAC batch
 #    are model data.
 # 8. **$\mathcal{D}_\mathrm{env}$ → sample_mixed:** the other 12 rows (4.7 %) are real data, an
@@ -359,6 +439,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The claim we will test: about a tenth of the env steps
+# <!-- slide
+# MBPO reaches SAC's final return with about **a tenth** of the steps
+# (the paper's Figure 2, read off the plots):
+# -->
 #
 # Janner et al. 2019, "When to Trust Your Model: Model-Based Policy Optimization" (NeurIPS),
 # Section 6.1 and Figure 2: on MuJoCo tasks MBPO reaches the final return of SAC with roughly
@@ -375,6 +459,9 @@ plt.show()
 # | InvertedPendulum | 1000 (the maximum) from ≈3k | | |
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Published numbers, not ours: notebook 06 measures ours
+# -->
 # These are **published numbers, not yet measured by us**. The guide's step counts are
 # approximate (its HalfCheetah budget is 300K, the official configuration runs 400K).
 # Notebook 06 puts our own runs next to them and says which is which.
@@ -415,6 +502,9 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Check your setup
+# <!-- slide
+# - Versions, the device, and two MuJoCo environments
+# -->
 #
 # The report lists versions, the device, FAST mode, and builds two MuJoCo environments,
 # InvertedPendulum-v5 (the quick test bed) and Hopper-v5 (the main benchmark).
@@ -442,6 +532,13 @@ for env_id in ("InvertedPendulum-v5", "Hopper-v5"):
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
+# <!-- slide
+# - SAC needs millions of real steps
+# - MBPO feeds SAC mostly model data from a probabilistic ensemble
+# - Model error compounds, geometrically when $L > 1$
+# - MBPO: short branches from real states
+# - The claim to test, with the matched-update control
+# -->
 #
 # - Model-free SAC learns only from real steps and needs millions of them on MuJoCo.
 # - MBPO learns a probabilistic ensemble model and feeds SAC with mostly model-generated data.
@@ -455,6 +552,9 @@ for env_id in ("InvertedPendulum-v5", "Hopper-v5"):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
+# <!-- slide
+# 1. $\varepsilon = 0.02$, $L = 1.05$: the largest $k$ with a bound at most 0.2?
+# -->
 #
 # 1. **Pick $k$ from the bound** (code exercise B below). With $\varepsilon = 0.02$ and
 #    $L = 1.05$, what is the largest $k$ whose geometric bound stays **at or below** 0.2? What
@@ -468,6 +568,9 @@ for env_id in ("InvertedPendulum-v5", "Hopper-v5"):
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 2. More data: `n_fit = 100`; what happens to $\varepsilon$?
+# -->
 # 2. **More data.** Set `n_fit = 100` and rerun the toy cells. What happens to $\varepsilon$,
 #    and to the two asserts that state this seed's story?
 #
@@ -480,6 +583,9 @@ for env_id in ("InvertedPendulum-v5", "Hopper-v5"):
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 3. A damped oscillator: $\varepsilon$, $L$ and the curve?
+# -->
 # 3. **Contracting dynamics.** Add `A = 0.97 * A` after `A` is built (a damped oscillator) and
 #    rerun. What happens to $\varepsilon$, $L$ and the measured curve?
 #
@@ -492,6 +598,9 @@ for env_id in ("InvertedPendulum-v5", "Hopper-v5"):
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 4. Which setting makes MBPO Dyna-like?
+# -->
 # 4. **Dyna inside MBPO.** Which MBPO setting makes its model data Dyna-like, and which
 #    official configurations use it?
 #
@@ -504,6 +613,10 @@ for env_id in ("InvertedPendulum-v5", "Hopper-v5"):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Code exercises, checked
+# <!-- slide
+# - Fill in each cell marked ✏️, run it, then its check cell
+# - **A.** the geometric bound, for a tensor of $k$
+# -->
 #
 # Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
 # checker says what is right or wrong (shapes, values against `mbpo_lib`, a hint); it never
@@ -534,6 +647,10 @@ mbpo_lib.exercises.check_largest_k(my_largest_k, eps=0.02, lipschitz=1.05, budge
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Solutions
+# <!-- slide
+# - Try the exercises first
+# - The reference solutions run through the same checkers
+# -->
 #
 # Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
 # reference solutions and run them through the same checkers (this is how CI tests them).

@@ -23,8 +23,8 @@ Steps (``make slides`` runs the first form):
    ``hide-input`` (the plotting cells) shows only its output, so that a figure fits on its
    slide; the notebook keeps the code for students. Before the export, each markdown cell's
    slide markup is applied (:func:`split_for_slides`): a cell that holds a ``<!-- slide ... -->``
-   block shows its headings and that block on the slide, and the rest of its text, the prose a
-   student reads, becomes the slide's speaker notes; ``<!-- notes -->`` sends a cell's prose to
+   block shows its headings, its tables and that block on the slide, and the rest of its text,
+   the prose a student reads, becomes the slide's speaker notes; ``<!-- notes -->`` sends a cell's prose to
    the notes whole. Both are HTML comments, so the notebook itself never shows them.
 4. Make the page offline: nbconvert's reveal template also loads Mermaid from a CDN (a module
    script, dropped: no notebook draws Mermaid diagrams) and widget state would load the widget
@@ -352,9 +352,9 @@ def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool,
 
 # A markdown cell's slide markup, both HTML comments (invisible in Jupyter, Colab and on GitHub):
 #   <!-- slide            what the slide shows of this cell, as markdown (bullets, an equation);
-#   - a short phrase      the cell's headings stay on the slide too, and the rest of its text goes
-#   -->                   to the slide's speaker notes.
-#   <!-- notes -->        the cell's text (all but its headings) goes to the speaker notes.
+#   - a short phrase      the cell's headings and tables stay on the slide too, and the rest of its
+#   -->                   text goes to the slide's speaker notes.
+#   <!-- notes -->        the cell's prose (all but its headings and tables) goes to the notes.
 SLIDE_BLOCK = re.compile(r"<!--[ \t]*slide[ \t]*\n(?P<body>.*?)-->[ \t]*\n?", re.DOTALL)
 NOTES_MARK = re.compile(r"<!--[ \t]*notes[ \t]*-->[ \t]*\n?")
 MARKUP_WORD = re.compile(r"<!--[ \t]*(slide|notes)\b")
@@ -365,11 +365,11 @@ def split_for_slides(source: str, where: str = "a markdown cell") -> tuple[str, 
     """A markdown cell's ``(slide, notes)``: what its slide shows and what goes to the notes.
 
     Without markup the whole cell is the slide and there are no notes. With one or more
-    ``<!-- slide ... -->`` blocks the slide is the cell's heading lines and the blocks' bodies,
-    in order; with ``<!-- notes -->`` it is the heading lines alone. Either way the notes are the
-    rest of the cell: the prose, without the headings and the markup. ``where`` names the cell
-    in the ``BuildError`` raised for markup that is neither (an unclosed block, ``slide`` and
-    ``notes`` in one cell).
+    ``<!-- slide ... -->`` blocks, or with ``<!-- notes -->``, the slide keeps, in the cell's
+    order, its heading lines, its tables (a table is read as a grid, and is not repeated in a
+    block) and the blocks' bodies; the notes are the rest of the cell, the prose. ``where`` names
+    the cell in the ``BuildError`` raised for markup that is neither (an unclosed block,
+    ``slide`` and ``notes`` in one cell).
     """
     blocks = list(SLIDE_BLOCK.finditer(source))
     notes_marks = NOTES_MARK.findall(source)
@@ -380,11 +380,27 @@ def split_for_slides(source: str, where: str = "a markdown cell") -> tuple[str, 
         return source, ""
     if blocks and notes_marks:
         raise BuildError(f"{where}: a cell has either <!-- slide --> blocks or <!-- notes -->, not both")
-    rest = NOTES_MARK.sub("", SLIDE_BLOCK.sub("", source))
-    headings = [line for line in rest.splitlines() if HEADING_LINE.match(line)]
-    prose = "\n".join(line for line in rest.splitlines() if not HEADING_LINE.match(line)).strip()
-    slide = "\n\n".join([*headings, *(block.group("body").strip() for block in blocks)]).strip()
-    return slide, re.sub(r"\n{3,}", "\n\n", prose)
+    slide: list[str] = []   # markdown pieces, in the cell's order
+    prose: list[str] = []
+    position = 0
+    pieces = [(block.start(), block.end(), block.group("body").strip()) for block in blocks]
+    for start, end, body in [*pieces, (len(source), len(source), None)]:
+        table: list[str] = []
+        for line in NOTES_MARK.sub("", source[position:start]).splitlines():
+            if line.lstrip().startswith("|"):
+                table.append(line)
+                continue
+            if table:
+                slide.append("\n".join(table))
+                table = []
+            (slide if HEADING_LINE.match(line) else prose).append(line)
+        if table:
+            slide.append("\n".join(table))
+        if body:
+            slide.append(body)
+        position = end
+    notes = re.sub(r"\n{3,}", "\n\n", "\n".join(prose)).strip()
+    return "\n\n".join(slide).strip(), notes
 
 
 def apply_slide_markup(nb, name: str = "the notebook"):

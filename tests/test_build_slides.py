@@ -156,6 +156,13 @@ def test_bad_markup_is_an_error_naming_the_cell(source, message):
         build_slides.split_for_slides(source, "03.ipynb, markdown cell 7")
 
 
+def test_a_table_stays_on_the_slide_in_its_place():
+    source = "### MBPO vs Dyna\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nProse.\n<!-- slide\n- a bullet\n-->\n"
+    assert build_slides.split_for_slides(source) == (
+        "### MBPO vs Dyna\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- a bullet", "Prose.")
+    assert build_slides.split_for_slides("<!-- notes -->\n| a |\n|---|\nWords.") == ("| a |\n|---|", "Words.")
+
+
 def test_markup_turns_into_slide_cells_and_speaker_notes_cells():
     import nbformat
 

@@ -20,21 +20,22 @@ from mbpo_lib.diagrams import ARROWS, COMPONENTS
 
 # What a reader must find in the picture, written independently of the module's tables.
 EXPECTED_LABELS = (
-    "gymnasium env",
+    "env  $M$",
+    "gymnasium",
     r"$\mathcal{D}_{\mathrm{env}}$",
     "DynamicsModel",
     "$E = 7$, 5 elites",
     "fit every\n250 steps",
     "branched_rollout",
-    "$k$ steps from 100K real",
+    "$k$ steps from 100K",
     "start states\n(100K)",
     r"$\mathcal{D}_{\mathrm{model}}$",
     "sample_mixed",
-    "12 real (4.7 %), 244 model",
+    "12 real\n+ 244 model",
+    "12 rows\n(4.7 %)",
     "244 rows",
-    "12 rows",
     "SAC",
-    "$G$ updates per env step",
+    "$G$ updates\nper env step",
     "policy acts",
     "picks the\nmodel's actions",
 )
