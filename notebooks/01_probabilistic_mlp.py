@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,6 +15,12 @@
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 01 · The probabilistic MLP
+# <!-- slide
+# - Why MBPO's model predicts a **distribution** over $(r, \Delta s)$
+# - The Gaussian NLL: input-dependent noise an MSE fit cannot express
+# - Soft log-variance bounds, and what goes wrong without them
+# - Why one model is overconfident away from its data
+# -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/01_probabilistic_mlp.ipynb)
 #
@@ -60,6 +66,11 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Why a distribution and not a point
+# <!-- slide
+# $$(r, \Delta s) \sim \mathcal N\big(\mu_\theta(s, a), \operatorname{diag}\sigma_\theta^2(s, a)\big)$$
+#
+# - MuJoCo is **deterministic**: same $(s, a)$, same $s'$
+# -->
 #
 # MBPO's model takes a state and an action and predicts the reward and the state difference,
 # $(r, \Delta s)$ with $\Delta s = s' - s$. It predicts a **distribution** over them,
@@ -71,6 +82,9 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # state is not noise in a transition either.
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - $\sigma_\theta$ learns the error the model cannot resolve: sharp contacts, capacity, unobserved state
+# -->
 # So what does $\sigma_\theta$ learn there? The error the model cannot resolve from its input
 # and its data:
 #
@@ -80,6 +94,10 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # - unobserved state, on tasks where the observation leaves some out.
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Sampling spreads imagined transitions where the model is unsure
+# - One body, a mean head and a log-variance head
+# -->
 # Why sample from it at all? A model step draws $\Delta s$ from this Gaussian and sets
 # $s' = s + \Delta s$. Where the model is unsure, imagined transitions then spread out instead
 # of following one confident guess, and the policy is not trained on a single, possibly wrong,
@@ -90,6 +108,20 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## The loss: Gaussian negative log-likelihood
+# <!-- slide
+# $$
+# \mathcal L_\mathrm{NLL} = \frac12\left[\frac{(y - \mu)^2}{\sigma^2} + \log\sigma^2 + \log 2\pi\right],
+# \qquad
+# \frac{\partial \mathcal L_\mathrm{NLL}}{\partial \mu} = \frac{\mu - y}{\sigma^2},
+# \qquad
+# \frac{\partial \mathcal L_\mathrm{NLL}}{\partial \log\sigma^2}
+#   = \frac12\left[1 - \frac{(y - \mu)^2}{\sigma^2}\right]
+# $$
+#
+# - An error counts $1/\sigma^2$ times
+# - $\sigma^2$ settles at the expected squared error: the local noise
+# - Fixed $\sigma$: the NLL is the MSE
+# -->
 #
 # For one output dimension with target $y$, the negative log-likelihood under
 # $\mathcal N(\mu, \sigma^2)$ is
@@ -118,6 +150,13 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The paper's form of the loss, and what goes in and out
+# <!-- slide
+# $$\ell = (\mu - y)^2\, e^{-\log\sigma^2} + \log\sigma^2 = 2\,\mathcal L_\mathrm{NLL} - \log 2\pi$$
+#
+# - Inputs normalised, refitted at every fit
+# - Targets: $\Delta s$, the small informative part of $s'$
+# - Targets not normalised: each dimension has its own $\sigma^2$
+# -->
 #
 # The MBPO code (after PETS, Chua et al. 2018) minimises, per ensemble member, the mean over
 # the batch and the output dimensions of
@@ -154,6 +193,14 @@ print(f"dNLL/dmu: {mu.grad[0]:.0f} at sigma = 0.1, {mu.grad[1]:.1f} at sigma = 1
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## A 1-D heteroscedastic toy problem
+# <!-- slide
+# $$
+# y = \sin(2x) + \sigma(x)\,\varepsilon, \qquad
+# \sigma(x) = 0.03 + 0.25\,\operatorname{sigmoid}\big(2(x - 3)\big)
+# $$
+#
+# - 300 inputs on $[0, 1.5] \cup [2.5, 4]$: calm left, noisy right, a **gap**
+# -->
 #
 # *Heteroscedastic*: the noise level depends on the input. We draw
 #
@@ -237,6 +284,14 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The soft log-variance bounds
+# <!-- slide
+# $$
+# \tilde v = \texttt{max} - \operatorname{softplus}(\texttt{max} - v_\mathrm{raw}), \qquad
+# \log\sigma^2 = \texttt{min} + \operatorname{softplus}(\tilde v - \texttt{min})
+# $$
+#
+# - Smooth: gradients never vanish abruptly, as with `clamp`
+# -->
 #
 # The log-variance head is a linear layer: nothing stops its output. The bounds squash it into
 # $(\texttt{min}, \texttt{max})$ smoothly, in two steps (Chua et al. 2018, kept by MBPO):
@@ -251,6 +306,9 @@ plt.show()
 # onto the bound, so gradients never vanish abruptly as with a hard `clamp`.
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Both bounds are **trained**, from $(-10, 0.5)$; a 0.01 penalty pulls them together
+# -->
 # - `max_logvar` starts at $+0.5$ and `min_logvar` at $-10$ (per output dimension), and both are
 #   **trained**; the penalty $0.01\,(\sum \texttt{max} - \sum \texttt{min})$ pulls them towards
 #   each other, the data push them apart where the noise really is large or small.
@@ -259,6 +317,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## From scratch: a tiny probabilistic MLP
+# <!-- slide
+# - Two hidden layers of 64 SiLU units, a mean head, a log-variance head
+# - The soft bounds as trainable parameters; `bounded=False` skips them
+# -->
 #
 # Two hidden layers of 64 SiLU units (MBPO uses four of 200), a mean head and a log-variance
 # head. The raw log-variance passes through the soft bounds above, both trainable parameters.
@@ -289,6 +351,10 @@ class ProbabilisticMLP(nn.Module):
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Objective: mean $\ell$ + $0.01\,(\texttt{max} - \texttt{min})$ + weight decay
+# - The MSE model: the same network on $(\mu - y)^2$
+# -->
 # The training objective, as in the paper: the mean of $\ell = 2\,\mathcal L_\mathrm{NLL} -
 # \log 2\pi$, plus $0.01\,(\texttt{max\_logvar} - \texttt{min\_logvar})$ which keeps the
 # bounds from drifting apart, plus an L2 weight decay per layer (the paper's coefficients grow
@@ -323,6 +389,9 @@ def mse_objective(model, z, y):
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Adam, full batch, the same seeded weights for every model
+# -->
 # Training: Adam on the full batch of 300 points (MBPO uses minibatches of 256 per member; a
 # toy this small does not need them), on the CPU whatever `device` says: a network this small
 # gains nothing from a GPU. Every model starts from the same seeded weights.
@@ -380,27 +449,32 @@ assert ratio > 3, f"the NLL model should see the noise grow with x (ratio {ratio
 assert (nll_mean - mse_mean)[in_data].abs().max() < 0.15, "both models should fit the mean on the data"
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [3, 2]})
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 4.9), gridspec_kw={"width_ratios": [3, 2]})
 draw_truth(left)
 view = ((x_grid >= -0.3) & (x_grid <= 4.3)).squeeze(1)
 xv = x_grid[view].squeeze(1)
 band = (nll_mean[view] - 2 * nll_std[view], nll_mean[view] + 2 * nll_std[view])
 left.fill_between(xv, band[0].squeeze(1), band[1].squeeze(1), color="C0", alpha=0.25,
-                  label=r"NLL model $\mu \pm 2\sigma$")
-left.plot(xv, nll_mean[view], color="C0", lw=2, label=r"NLL model $\mu$")
-left.plot(xv, mse_mean[view], color="C1", lw=2, ls="-.", label="MSE model")
-left.set(xlabel="input $x$", ylabel="target $y$", ylim=(-1.7, 2.1), title="Fits on the toy problem")
-left.legend(loc="upper left", ncol=3, fontsize=9)
-right.plot(xv, true_std(xv), color="black", ls="--", label=r"true $\sigma(x)$")
-right.plot(xv, nll_std[view], color="C0", lw=2, label=r"NLL model $\sigma(x)$")
-right.axhline(mse_rms, color="C1", ls="-.", lw=2, label="MSE model: rms residual")
+                  label=r"NLL $\mu \pm 2\sigma$")
+left.plot(xv, nll_mean[view], color="C0", lw=2, label=r"NLL $\mu$, $\sigma$")
+left.plot(xv, mse_mean[view], color="C1", lw=2, ls="-.", label="MSE (rms residual)")
+left.set(xlabel="input $x$", ylabel="target $y$", ylim=(-1.7, 2.1), title="Fits")
+right.plot(xv, true_std(xv), color="black", ls="--")
+right.plot(xv, nll_std[view], color="C0", lw=2)
+right.axhline(mse_rms, color="C1", ls="-.", lw=2)
 right.axvspan(*GAP, color="0.9", zorder=0)
-right.set(xlabel="input $x$", ylabel="noise std", ylim=(0, None), title="Predicted noise level")
-right.legend(loc="upper left")
+right.set(xlabel="input $x$", ylabel="noise std", ylim=(0, None), title="Noise level")
+fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=3)
+fig.subplots_adjust(bottom=0.3, wspace=0.3)
 mbpo_lib.save_figure(fig, "01_nll_vs_mse")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - The NLL band widens with $x$, as the truth does
+# - MSE: one noise level, too wide left, too narrow right
+# - In the gap $\sigma$ only interpolates
+# -->
 # - The NLL model's band widens with $x$ as the true one does; the MSE fit gives a curve and,
 #   at best, one noise level for every input: too wide on the left, too narrow on the right.
 # - A model step in MBPO samples from the band: with the MSE fit there would be no band to
@@ -411,6 +485,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The hardened version: `GaussianEnsemble` with $E = 1$
+# <!-- slide
+# - $E$ networks as one: `EnsembleLinear` weights `[E, in, out]`, one batched multiply
+# - Our weights copied in; float64 agreement to ~1e-7
+# -->
 #
 # `mbpo_lib.GaussianEnsemble(in_dim, out_dim, ensemble_size=E, ...)` holds $E$ such networks
 # as one: each layer is an `EnsembleLinear` with weight `[E, in, out]` and bias `[E, 1, out]`,
@@ -492,6 +570,11 @@ print(f"bounded log-variance in [{bounded_logvar.min().item():.4f}, {bounded_log
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the bounds prevent
+# <!-- slide
+# - On the data the NLL keeps $\log\sigma^2$ honest; **off the data nothing does**
+# - A SiLU network is almost linear far away: $\sigma^2 = e^{\log\sigma^2}$ explodes or collapses
+# - The same training with and without the bounds
+# -->
 #
 # On the training data, the NLL keeps the log-variance honest: it is pulled to the observed
 # noise level. **Off the data nothing does.** A SiLU network is almost linear far from its
@@ -521,6 +604,9 @@ for name, logvar in (("with bounds", nll_logvar), ("without", free_logvar)):
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Bounded: inside its learned bounds; unbounded: off by more than 3
+# -->
 # The checks: the bounded model stays inside its learned bounds (plus the floor's lift, which
 # grows as the bounds close in), and the unbounded one leaves the range of log-variances it
 # predicts on the data by more than 3, a factor $e^3 \approx 20$ in variance.
@@ -541,28 +627,31 @@ assert (nll_logvar >= learned_min).all()
 assert escape(free_logvar) > 3, "without bounds the log-variance should run far off the data's range"
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [2, 3]})
-left.plot(raw, raw, color="0.6", ls=":", label="no bounds (identity)")
-left.plot(raw, bounded_logvar, color="C0", lw=2, label="soft bounds")
-left.axhline(fresh.max_logvar.item(), color="C3", ls="--", lw=1, label="max_logvar = 0.5")
-left.axhline(fresh.min_logvar.item(), color="C2", ls="--", lw=1, label="min_logvar = −10")
-left.set(xlabel="raw log-variance (head output)", ylabel=r"$\log\sigma^2$ used",
-         ylim=(-16, 6), xlim=(-20, 10), title="The bound function (initial bounds)")
-left.legend(loc="upper left", fontsize=9)
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 4.9), gridspec_kw={"width_ratios": [2, 3]})
+left.plot(raw, raw, color="0.6", ls=":")
+left.plot(raw, bounded_logvar, color="C0", lw=2)
+left.axhline(fresh.max_logvar.item(), color="C3", ls="--", lw=1)
+left.axhline(fresh.min_logvar.item(), color="C2", ls="--", lw=1)
+left.set(xlabel="raw head output", ylabel=r"$\log\sigma^2$ used",
+         ylim=(-16, 6), xlim=(-20, 10), title="At the initial bounds")
 shade_no_data(right, label="no data")
-right.plot(x_grid, torch.log(true_std(x_grid) ** 2), color="black", ls="--",
-           label=r"true $\log\sigma^2(x)$")
-right.plot(x_grid, free_logvar, color="C1", lw=2, label="trained without bounds")
-right.plot(x_grid, nll_logvar, color="C0", lw=2, label="trained with bounds")
-right.axhline(learned_max, color="C3", ls="--", lw=1, label="learned max_logvar")
-right.axhline(learned_min, color="C2", ls="--", lw=1, label="learned min_logvar")
-right.set(xlabel="input $x$", ylabel=r"predicted $\log\sigma^2$",
-          title="Log-variance on and off the data")
-right.legend(loc="upper left", fontsize=9)
+right.plot(x_grid, torch.log(true_std(x_grid) ** 2), color="black", ls="--", label="true")
+right.plot(x_grid, free_logvar, color="C1", lw=2, label="no bounds")
+right.plot(x_grid, nll_logvar, color="C0", lw=2, label="soft bounds")
+right.axhline(learned_max, color="C3", ls="--", lw=1, label="max_logvar")
+right.axhline(learned_min, color="C2", ls="--", lw=1, label="min_logvar")
+right.set(xlabel="input $x$", ylabel=r"predicted $\log\sigma^2$", title="Trained: on and off the data")
+fig.legend(*right.get_legend_handles_labels(), loc="lower center", ncol=3)
+fig.subplots_adjust(bottom=0.32, wspace=0.3)
 mbpo_lib.save_figure(fig, "01_logvar_bounds")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - The failure is **invisible in the training loss**
+# - Off the data the unbounded $\log\sigma^2$ runs off linearly
+# - With bounds it flattens on the learned `max`, `min`
+# -->
 # - On the data the two models agree and their training losses are nearly the same: the
 #   failure is **invisible in the training loss**.
 # - Off the data the unbounded log-variance runs off almost linearly, down on the calm side
@@ -575,6 +664,9 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### The price: a ceiling below the noisiest data
+# <!-- slide
+# - At the noisy end the learned ceiling is active: $\sigma$ held below the truth
+# -->
 #
 # Training pulled `max_logvar` far below its start (printed above). At the noisy right end the
 # learned ceiling is active, so the predicted $\sigma$ there is held below the true one.
@@ -588,6 +680,10 @@ data_term = (2 * nll(*nll_model(z_train), y_train) - math.log(2 * math.pi)).mean
 print(f"gradient on max_logvar at the end: data {data_push.item():+.4f}, bound penalty +0.0100")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - The penalty pulls `max_logvar` down at a constant 0.01
+# - Only the rows at the ceiling push it up: it settles below the truth
+# -->
 # Why the ceiling settles below the truth:
 #
 # - The penalty $0.01\,(\texttt{max} - \texttt{min})$ pulls `max_logvar` down with a constant
@@ -608,6 +704,10 @@ print(f"bound penalty 0:    max_logvar {loose_model.max_logvar.item():5.2f}, σ 
 print(f"bound penalty 0.01: max_logvar {learned_max:5.2f}, σ at x = 4 {nll_std[i4].item():.3f}")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Without the penalty the data alone set $\sigma$ there
+# - The penalty trades this bias for bounds close to the data's range
+# -->
 # Without the penalty the ceiling is not pulled down and $\sigma$ at the noisy end is set by
 # the data alone (compare the two lines above). The penalty trades this bias on the noisiest
 # data for bounds that sit close to the data's range, which is what limits $\sigma$ off the
@@ -624,6 +724,11 @@ print(f"bound penalty 0.01: max_logvar {learned_max:5.2f}, σ at x = 4 {nll_std[
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## One model is overconfident away from its data
+# <!-- slide
+# - The NLL learns the noise **in the data** (aleatoric)
+# - Nothing asks $\sigma$ to grow where data are missing (epistemic)
+# - Test: the true mean inside $\mu \pm 2\sigma$?
+# -->
 #
 # The bounds keep $\sigma$ finite; they do not make it *right*. The NLL teaches the model the
 # noise **in the data** (aleatoric uncertainty). It has no term for "I have never seen an input
@@ -669,26 +774,28 @@ for name, mask in regions.items():
 assert spread[outside].mean() > 5 * spread[in_data].mean(), "members should disagree off the data"
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), sharey=True)
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 4.2), sharey=True)
 for ax in (left, right):
     shade_no_data(ax)
     ax.scatter(x_train, y_train, s=5, color="0.55", alpha=0.5)
-    ax.plot(x_grid, true_mean(x_grid), color="black", lw=1.2, label=r"true mean $\sin 2x$")
+    ax.plot(x_grid, true_mean(x_grid), color="black", lw=1.2, label="true mean")
 xs, m, s = x_grid.squeeze(1), nll_mean.squeeze(1), nll_std.squeeze(1)
 left.fill_between(xs, m - 2 * s, m + 2 * s, color="C0", alpha=0.3, label=r"$\mu \pm 2\sigma$")
-left.plot(xs, m, color="C0", lw=2, label=r"one model: $\mu$")
-left.set(xlabel="input $x$ (grey: no data)", ylabel="target $y$", ylim=(-4, 3),
-         title="One model: sure of itself where it has seen nothing")
+left.plot(xs, m, color="C0", lw=2, label=r"$\mu$")
+left.set(xlabel="input $x$ (grey: no data)", ylabel="target $y$", ylim=(-4, 3), title="One model")
 for e in range(3):
-    right.plot(xs, trio_mean[e, :, 0], lw=1.8, color=f"C{e + 1}", label=f"member {e + 1}: $\\mu$")
-right.set(xlabel="input $x$ (grey: no data)",
-          title="Three initialisations: apart on the right,\nagreeing and wrong on the left")
-left.legend(loc="lower left", fontsize=9)
-right.legend(loc="lower left", fontsize=9)
+    right.plot(xs, trio_mean[e, :, 0], lw=1.8, color=f"C{e + 1}", label=f"member {e + 1}")
+right.set(xlabel="input $x$ (grey: no data)", title="Three initialisations")
+left.legend(loc="lower left")
+right.legend(loc="lower left")
 mbpo_lib.save_figure(fig, "01_overconfidence")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Off the data: wrong by tens of $\sigma$, **overconfident**
+# - Networks that agree on the data disagree off it, on average
+# -->
 # - Left of the data the single model keeps the calm side's tiny $\sigma$ while its mean
 #   drifts away from the truth: wrong by tens of $\sigma$. Right of the data $\sigma$ stays at
 #   the noisiest level it has seen (the ceiling), and the mean still leaves its band. The
@@ -701,6 +808,10 @@ plt.show()
 #   *not know*, which one network cannot report.
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - **Not always**: left of the data they agree and are wrong together
+# - MBPO: an **ensemble** of 7, 5 used (notebook 02)
+# -->
 # **Not always.** Compare the two columns of the printout region by region. Left of the data
 # the members' spread is small next to the error of their mean: they agree and are wrong
 # together, because every initialisation found the same smooth extrapolation. Disagreement
@@ -719,6 +830,12 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
+# <!-- slide
+# - A Gaussian over $(r, \Delta s)$; rollouts sample from it
+# - NLL: errors weighted by $1/\sigma^2$; noise that depends on the input
+# - Soft, trained bounds keep $\sigma$ finite off the data
+# - One model is confidently wrong off its data: an ensemble
+# -->
 #
 # - MBPO's model predicts a Gaussian over $(r, \Delta s)$ from normalised $(s, a)$. On the
 #   deterministic MuJoCo tasks $\sigma$ stands for the error the model cannot resolve, and model
@@ -737,6 +854,9 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
+# <!-- slide
+# 1. Fix the log-variance at $c$: how do the fits compare with MSE?
+# -->
 #
 # 1. **MSE is the NLL at a fixed noise level.** Subclass `ProbabilisticMLP` so that `forward`
 #    returns `torch.full_like(mean, c)` as the log-variance, and train it with `nll_objective`
@@ -752,6 +872,9 @@ plt.show()
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 2. Show the NLL is smallest at $\sigma^2 = \mathbb E[(y - \mu)^2]$
+# -->
 # 2. **Where does the variance settle?** Using the gradient with respect to $\log\sigma^2$,
 #    show that for a fixed $\mu$ the NLL is smallest at $\sigma^2 = \mathbb E[(y - \mu)^2]$.
 #    Then compare the model's $\sigma$ with the rms residual of the training data in bins of
@@ -768,6 +891,9 @@ plt.show()
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 3. `max_logvar` starting at $-6$: the band, and the bound?
+# -->
 # 3. **A ceiling set too low.** Initialise `max_logvar` at $-6$ ($\sigma \le 0.05$) in
 #    `ProbabilisticMLP` and rerun the training. What happens to the band and to `max_logvar`?
 #
@@ -780,6 +906,9 @@ plt.show()
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 4. `N_DATA = 900`: what changes on and off the data?
+# -->
 # 4. **More data, same overconfidence.** Set `N_DATA = 900` and rerun. What changes on and off
 #    the data?
 #
@@ -793,6 +922,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Code exercises, checked
+# <!-- slide
+# - Fill in each cell marked ✏️, run it, then its check cell
+# - **A.** `my_nll(mean, logvar, y)`, elementwise
+# -->
 #
 # Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
 # checker compares your function with the library on inputs of its own and says what is wrong
@@ -826,6 +959,10 @@ mbpo_lib.exercises.check_soft_bound(my_soft_bound)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Solutions
+# <!-- slide
+# - Try the exercises first
+# - The reference solutions run through the same checkers
+# -->
 #
 # Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
 # reference solutions and run them through the same checkers (this is how CI tests them).
