@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,6 +15,13 @@
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 04 · Soft Actor-Critic, the policy optimiser inside MBPO
+# <!-- slide
+# - Maximum-entropy RL: soft values, the actor's loss
+# - The tanh-Gaussian policy and a stable log-probability
+# - Twin and target critics; the temperature loss
+# - SAC from scratch, checked equal to `mbpo_lib.SAC`
+# - SAC inside MBPO; SAC learning Pendulum-v1
+# -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/04_sac.ipynb)
 #
@@ -68,6 +75,13 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Why SAC, and why inside MBPO
+# <!-- slide
+# MBPO needs an optimiser that:
+#
+# - learns **off-policy** from a buffer of mostly model data
+# - survives $G = 10$ to $40$ updates per real step
+# - **explores by itself** in continuous actions
+# -->
 #
 # MBPO learns a model only to *feed a policy optimiser*. The optimiser it needs must:
 #
@@ -84,6 +98,17 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Maximum-entropy RL in a few lines
+# <!-- slide
+# $$
+# J(\pi) = \mathbb E_\pi\Big[\sum_t \gamma^t \big(r(s_t, a_t)
+#   + \alpha\,\mathcal H(\pi(\cdot\mid s_t))\big)\Big]
+# $$
+#
+# $$
+# Q(s, a) = r + \gamma\,\mathbb E_{s'}\big[V(s')\big], \qquad
+# V(s) = \mathbb E_{a\sim\pi}\big[Q(s, a) - \alpha\log\pi(a\mid s)\big]
+# $$
+# -->
 #
 # SAC maximises return **plus entropy**, $\mathcal H(\pi(\cdot\mid s)) = \mathbb
 # E_{a\sim\pi}[-\log\pi(a\mid s)]$, weighted by the temperature $\alpha > 0$:
@@ -105,6 +130,15 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Policy improvement
+# <!-- slide
+# $$
+# L_\pi = \mathbb E_{s\sim\mathcal D}\,\mathbb E_{a\sim\pi(\cdot\mid s)}
+#   \big[\alpha\log\pi(a\mid s) - Q(s, a)\big]
+# $$
+#
+# - Towards the Boltzmann policy $\exp(Q(s,\cdot)/\alpha)/Z(s)$
+# - Large $\alpha$: explore; $\alpha \to 0$: greedy
+# -->
 #
 # **Policy improvement** moves $\pi(\cdot\mid s)$ towards the Boltzmann policy
 # $\exp(Q(s,\cdot)/\alpha)/Z(s)$, by minimising the KL divergence to it. Dropping $\log Z$,
@@ -119,6 +153,14 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The reparameterisation trick
+# <!-- slide
+# $$
+# a = \tanh\big(\mu_\theta(s) + \sigma_\theta(s)\,\varepsilon\big), \qquad \varepsilon \sim \mathcal N(0, I)
+# $$
+#
+# - The gradient flows **through the critic** into the actor
+# - Far less variance than a likelihood-ratio estimate
+# -->
 #
 # $L_\pi$ takes an expectation over actions drawn from the policy being trained. SAC writes the
 # action as a differentiable function of the state and of noise that does not depend on
@@ -142,6 +184,17 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The tanh-Gaussian policy and its log-probability
+# <!-- slide
+# $$
+# \log\pi(a\mid s) = \log\mathcal N\big(u;\ \mu, \sigma^2\big) - \sum_{j}\log\big(1 - \tanh^2 u_j\big)
+# $$
+#
+# - In float32 $\tanh u = 1$ once $|u| \gtrsim 9$: $\log 0$
+#
+# $$
+# \log\big(1 - \tanh^2 u\big) = 2\big(\log 2 - u - \operatorname{softplus}(-2u)\big)
+# $$
+# -->
 #
 # The actor outputs $\mu_\theta(s)$ and $\log\sigma_\theta(s)$ (clipped to $[-20, 2]$). A
 # Gaussian $u$ is unbounded, but actions live in $[-1, 1]^d$ (`mbpo_lib.make_env` rescales
@@ -182,6 +235,11 @@ assert_close(stable, exact.float())
 assert torch.isinf(naive[-2:]).all() and (epsilon - exact.float())[-1] > 20
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Naive: off at $u = 9$, $-\infty$ beyond
+# - The $10^{-6}$ patch: a saturated action looks far too probable
+# - The stable form matches the float64 reference
+# -->
 # The naive float32 form is already off at $u = 9$ and gives $-\infty$ beyond; the $10^{-6}$
 # patch flattens out at $\log 10^{-6} \approx -13.8$, so a saturated action looks far more
 # probable than it is. The stable form agrees with the float64 reference everywhere (which is
@@ -212,6 +270,10 @@ print(f"3 formulas agree on {len(u)} draws; log-probabilities from {ours.min():.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the squashing does to the density
+# <!-- slide
+# - Small $\sigma$: a bump; large $\sigma$: mass piles up at $\pm 1$
+# - Hence the clip $\log\sigma \le 2$; entropy at most $\log 2$ per dimension
+# -->
 #
 # A histogram of $a = \tanh(u)$ against $\exp\log\pi(a)$ from the formula (with
 # $u = \operatorname{atanh} a$). Small $\sigma$: a bump. Large $\sigma$: the mass piles up at
@@ -220,26 +282,37 @@ print(f"3 formulas agree on {len(u)} draws; log-probabilities from {ours.min():.
 # entropy $\log 2 \approx 0.69$ nats per dimension: no tanh-Gaussian can exceed it.
 
 # %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), sharey=True)
+fig, axes = plt.subplots(2, 2, figsize=(8.2, 5.1), sharey=True, sharex=True, layout="constrained")
 grid = torch.linspace(-0.999, 0.999, 801, dtype=torch.float64)
-for ax, (mu, sigma) in zip(axes, [(0.0, 0.3), (0.0, 1.0), (1.0, 1.0), (0.0, 3.0)], strict=True):
+for ax, (mu, sigma) in zip(axes.flat, [(0.0, 0.3), (0.0, 1.0), (1.0, 1.0), (0.0, 3.0)], strict=True):
     u_draws = mu + sigma * torch.randn(200_000, 1, generator=generator, dtype=torch.float64)
     log_pi = mbpo_lib.tanh_log_prob(u_draws, torch.tensor([mu]), torch.tensor([math.log(sigma)]))
     ax.hist(torch.tanh(u_draws).numpy(), bins=80, range=(-1, 1), density=True, alpha=0.45,
-            label="samples of tanh(u)")
+            label="samples")
     density = mbpo_lib.tanh_log_prob(torch.atanh(grid)[:, None], torch.full((801, 1), mu),
                                      torch.full((801, 1), math.log(sigma))).exp()
-    ax.plot(grid, density, lw=2, label=r"$\exp\log\pi(a)$, formula")
+    ax.plot(grid, density, lw=2, label="formula")
     entropy = float(-log_pi.mean())                # H = E[-log pi], by Monte Carlo
-    ax.set(title=rf"$\mu = {mu:g},\ \sigma = {sigma:g}$: $\mathcal{{H}} \approx {entropy:.2f}$",
-           xlabel="action $a$", ylim=(0, 3))
-axes[0].set_ylabel("density")
-axes[0].legend(fontsize=8, loc="upper left")
+    ax.set(title=rf"$\mu = {mu:g},\ \sigma = {sigma:g}$: $\mathcal{{H}} \approx {entropy:.2f}$", ylim=(0, 3))
+for ax in axes[1]:
+    ax.set_xlabel("action $a$")
+for ax in axes[:, 0]:
+    ax.set_ylabel("density")
+axes[0, 0].legend(loc="upper left")
 mbpo_lib.save_figure(fig, "04_tanh_gaussian")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The critic target
+# <!-- slide
+# $$
+# y = r + \gamma\,(1 - d)\,\Big[\min_{i=1,2} Q_{\bar\phi_i}(s', a') - \alpha\log\pi(a'\mid s')\Big]
+# $$
+#
+# - **Twin critics**, the minimum: against overestimation
+# - **Target critics**, Polyak $\tau = 0.005$: a slow target
+# - $d$ = `terminated`; a time limit still bootstraps
+# -->
 #
 # Two critics $Q_{\phi_1}, Q_{\phi_2}$ regress on one target built from slowly moving **target
 # critics** $Q_{\bar\phi_1}, Q_{\bar\phi_2}$, with the next action drawn from the *current*
@@ -263,6 +336,16 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The temperature loss
+# <!-- slide
+# $$
+# L_\alpha = -\log\alpha\cdot\operatorname{mean}_{\mathcal D}\big[\log\pi(a\mid s) + \bar{\mathcal H}\big],
+# \qquad
+# \frac{\partial L_\alpha}{\partial\log\alpha} = \mathcal H - \bar{\mathcal H}
+# $$
+#
+# - A target entropy instead of a fixed $\alpha$: a thermostat
+# - $\alpha$ is the Lagrange multiplier of $\mathcal H \ge \bar{\mathcal H}$
+# -->
 #
 # A good $\alpha$ depends on the task, on the reward scale and on the stage of training. SAC
 # therefore asks instead for a minimum **entropy** $\bar{\mathcal H}$ (default $-\dim\mathcal A$;
@@ -286,6 +369,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## SAC from scratch
+# <!-- slide
+# - Plain `torch`: one `nn.Sequential` per network, one `Adam` per loss
+# - Pendulum-v1: 3 observations, 1 action, 64-unit layers
+# -->
 #
 # Plain `torch`: an `nn.Sequential` per network, one `Adam` per loss, and the update in three
 # parts (the losses, the optimiser steps, the Polyak step). Sizes for Pendulum-v1, which we
@@ -379,6 +466,10 @@ def sac_update(agent, batch, noise):
 
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Against the method guide's sketch: no gradient leaks into the critics
+# - $\alpha$ and $\log\pi$ detached; the mask is `terminated`
+# -->
 # Compared with the method guide's §4.2 sketch: the optimiser steps are there; the actor's loss
 # does not leak gradients into the critics (the sketch calls `self.q1(s, a_new)` with live
 # weights); $\alpha$ and $\log\pi$ are detached where they are weights; and the mask is
@@ -386,6 +477,11 @@ def sac_update(agent, batch, noise):
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The hardened version: `mbpo_lib.SAC`
+# <!-- slide
+# - Twin critics as **one batched network**
+# - All losses from the same parameters, one fused Adam step
+# - The noise copied, the weights loaded: both start equal
+# -->
 #
 # The library computes the same three losses; what differs is how:
 #
@@ -452,6 +548,10 @@ print(f"{len(warmup)} transitions; batch shapes {[tuple(x.shape) for x in batche
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### One update each, checked equal
+# <!-- slide
+# - The same batch, the same noise, three updates
+# - Every metric and every new tensor compared, at float32 tolerance
+# -->
 #
 # Both agents update on the same batch with the same noise. We compare the five metrics
 # (losses measured before the step) and **every** new tensor: actor, critics, target critics
@@ -475,6 +575,10 @@ print("scratch SAC == mbpo_lib.SAC: metrics and all new parameters, 3 updates")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A silent bug the library refuses
+# <!-- slide
+# - Rewards as a column `[B, 1]`: the target broadcasts to `[B, B]`, silently
+# - `mbpo_lib.SAC.update` checks every shape first
+# -->
 #
 # Rewards stored as a column `[B, 1]` are a classic SAC bug: in the scratch target,
 # `rew + gamma * (1 - terminated) * v` then **broadcasts** to `[B, B]`, and the critic loss
@@ -499,6 +603,14 @@ print("critic unchanged")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Bootstrap on `terminated`, never on `truncated`
+# <!-- slide
+# - `terminated`: the task ended, $V(s') = 0$
+# - `truncated`: a time limit; the state looks like any other
+#
+# $$
+# V = 1 + \gamma\Big(1 - \frac1T\Big)V \;\Longrightarrow\; V \approx 66.9 \text{ instead of } 100
+# $$
+# -->
 #
 # Gymnasium's `step` returns two flags. `terminated`: the task itself ended (the hopper fell);
 # no future reward exists, $V(s') = 0$. `truncated`: a **time limit** cut the episode; the
@@ -551,6 +663,14 @@ assert_close(y[2], torch.tensor(1.0))  # a real ending keeps only the reward
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Implementation details, each with its reason (1/2)
+# <!-- slide
+# 1. Tanh squashing, stable correction: bounded actions, finite density
+# 2. $\log\sigma \in [-20, 2]$: no mass on the flat ends
+# 3. Reparameterised actor, frozen critics
+# 4. Twin critics, the minimum: overestimation
+# 5. Polyak targets, no target actor
+# 6. Learned $\alpha$, target entropy per task
+# -->
 #
 # 1. **Tanh squashing with the stable correction** $2(\log 2 - u - \operatorname{softplus}(-2u))$.
 #    *Why:* actions stay inside the bounds without clipping (a clipped Gaussian has no useful
@@ -571,6 +691,15 @@ assert_close(y[2], torch.tensor(1.0))  # a real ending keeps only the reward
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Implementation details (2/2)
+# <!-- slide
+# 7. Bootstrap on `terminated` only
+# 8. Random actions first, no updates
+# 9. Evaluate with $\tanh\mu_\theta(s)$
+# 10. All losses from the same parameters
+# 11. Actions rescaled to $[-1, 1]$
+# 12. MBPO's settings: $\gamma = 0.99$, batch 256
+# 13. Inputs checked before anything changes
+# -->
 #
 # 7. **Bootstrap on `terminated` only.** *Why:* a time limit is not in the task (see above).
 # 8. **Random actions first (500 steps on Pendulum; MBPO: 5,000 on MuJoCo, 500 on the
@@ -594,6 +723,11 @@ assert_close(y[2], torch.tensor(1.0))  # a real ending keeps only the reward
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## SAC inside MBPO: many updates on mostly model data
+# <!-- slide
+# - Per real step: one action; $G$ updates on `sample_mixed` batches
+# - $G = 10$ to $40$; 12 real and 244 model rows of 256
+# - Model rows carry the termination function's flag
+# -->
 #
 # Plain SAC takes one update per environment step, on real data. In MBPO, per real step:
 #
@@ -624,6 +758,10 @@ for _ in range(G):      # the policy-optimisation part of one MBPO step on Hoppe
 print(f"G = {G} updates: {1000 * (time.perf_counter() - start):.0f} ms on the CPU with 64-unit networks")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - **Cost**: $G$ updates at every real step
+# - **Stability**: the stabilisers matter more, not less
+# -->
 # - **Cost.** Even with 64-unit networks, $G = 20$ updates take a noticeable fraction of a second
 #   on a CPU, and MBPO pays it at every real step (125,000 of them for Hopper, with 256-unit
 #   networks). That is why `mbpo_lib.SAC` fuses its update and notebook 05 uses a GPU when one
@@ -634,6 +772,10 @@ print(f"G = {G} updates: {1000 * (time.perf_counter() - start):.0f} ms on the CP
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Faster products, the same numbers? `matmul_precision`
+# <!-- slide
+# - `SACConfig(matmul_precision="medium")`: cheaper float32 products inside SAC only
+# - Measured: the products' rounding error, one update's metrics and time
+# -->
 #
 # An update is mostly $256 \times 256$ matrix products. PyTorch can let float32 products run in
 # a cheaper format (`torch.set_float32_matmul_precision`); `SACConfig(matmul_precision="medium")`
@@ -663,6 +805,10 @@ for name, value in first["highest"].items():   # bfloat16's tolerance, whatever 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## `matmul_precision`: what it does where
+# <!-- slide
+# - GPU: TF32; some CPUs: bfloat16 inputs; others: no change
+# - The default stays `"highest"`
+# -->
 #
 # - What `"medium"` does depends on the hardware: on a GPU it allows TF32 products, on some
 #   CPUs bfloat16 inputs, and on others it changes no number. The rounding error printed above
@@ -673,6 +819,11 @@ for name, value in first["highest"].items():   # bfloat16's tolerance, whatever 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Experiment: SAC on Pendulum-v1
+# <!-- slide
+# - Swing up and hold: random about $-1200$, good about $-150$
+# - 500 random steps, then one update per step; three seeds
+# - MBPO's settings, except 64-unit layers
+# -->
 #
 # Swing a pendulum up and hold it; reward $-(\theta^2 + 0.1\dot\theta^2 + 0.001\tau^2)$ per
 # step, 200 steps per episode, never terminated (only truncated). A random policy scores about
@@ -740,34 +891,38 @@ if not FAST:
 print("checks passed" + ("" if FAST else f": mean final return {final.mean():.1f} > -200"))
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), layout="constrained")
+fig, axes = plt.subplots(1, 3, figsize=(8.2, 4.4), layout="constrained")
 axes[0].fill_between(eval_steps, curves.min(0), curves.max(0), color="0.5", alpha=0.25,
-                     label="min-max over seeds")
-axes[0].plot(eval_steps, curves.mean(0), color="k", lw=2, label=f"mean of {len(SEEDS)} seed(s)")
+                     label="min to max")
+axes[0].plot(eval_steps, curves.mean(0), color="k", lw=2, label="mean")
 for i, (seed, curve) in enumerate(zip(SEEDS, curves, strict=True)):
     axes[0].plot(eval_steps, curve, color=f"C{i}", lw=0.8, alpha=0.7, label=f"seed {seed}")
 axes[0].axhline(-200, color="0.4", ls="--", lw=1, label="-200")
 axes[0].axvline(RANDOM_STEPS, color="0.6", ls=":", lw=1, label="updates start")
-axes[0].set(xlabel="environment steps", ylabel=f"return (mean of {EVAL_EPISODES} episodes)",
-            title="Pendulum-v1: deterministic evaluation")
+axes[0].set(xlabel="env steps", ylabel="return", title="Return")
 update_steps = np.arange(RANDOM_STEPS + 1, STEPS + 1)
-for i, (seed, (_, _, metrics)) in enumerate(runs.items()):
-    axes[1].plot(update_steps, [m["alpha"] for m in metrics], color=f"C{i}", lw=1, label=f"seed {seed}")
+for i, (_, _, metrics) in enumerate(runs.values()):
+    axes[1].plot(update_steps, [m["alpha"] for m in metrics], color=f"C{i}", lw=1)
     entropy = np.convolve([m["entropy"] for m in metrics], np.ones(100) / 100, mode="valid")
-    axes[2].plot(update_steps[99:], entropy, color=f"C{i}", lw=1, label=f"seed {seed}")
-axes[1].set(xlabel="environment steps", ylabel=r"temperature $\alpha$ (log scale)", yscale="log",
-            title=r"The learned temperature $\alpha$")
-axes[2].axhline(TARGET_ENTROPY, color="0.4", ls="--", lw=1, label=r"target $\bar{\mathcal{H}} = -1$")
-axes[2].set(xlabel="environment steps", ylabel=r"entropy $-\overline{\log\pi}$ (100-update mean)",
-            title="The policy's entropy and its target")
-axes[0].legend(fontsize=8, loc="lower right")
-for ax in axes[1:]:
-    ax.legend(fontsize=8)
+    axes[2].plot(update_steps[99:], entropy, color=f"C{i}", lw=1)
+axes[1].set(xlabel="env steps", yscale="log", title=r"Temperature $\alpha$")
+axes[2].axhline(TARGET_ENTROPY, color="0.4", ls="-.", lw=1, label="target entropy")
+axes[2].set(xlabel="env steps", title="Entropy (100-update mean)")
+for ax in axes:
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(3, 3))   # steps in thousands
+handles = [h for ax in (axes[0], axes[2]) for h in ax.get_legend_handles_labels()[0]]
+fig.legend(handles=handles, loc="outside lower center", ncol=4)
 mbpo_lib.save_figure(fig, "04_sac_learning_curve")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the curves say
+# <!-- slide
+# - Near random for 2,000 steps, learned by about 6,000
+# - Final mean $-167.6$ over three seeds
+# - $\alpha$ falls from 1 to about 0.14
+# - The seeds agree closely once learned
+# -->
 #
 # **Full mode** (the committed figure, 3 seeds × 12,000 steps):
 #
@@ -784,6 +939,13 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
+# <!-- slide
+# - Reward plus $\alpha \times$ entropy; actor loss $\mathbb E[\alpha\log\pi - \min_i Q_i]$
+# - A stable tanh correction
+# - Twin, Polyak-averaged target critics; $d$ = `terminated`
+# - $\alpha$ as a Lagrange multiplier
+# - In MBPO: $G$ updates per real step on mixed batches
+# -->
 #
 # - SAC maximises reward plus $\alpha\times$entropy: soft values in the critic target, and an
 #   actor loss $\mathbb E[\alpha\log\pi - \min_i Q_i]$ through the reparameterised action.
@@ -800,6 +962,9 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
+# <!-- slide
+# 1. The hand-made example with $T = 1000$: the wrong mask's value?
+# -->
 #
 # 1. **A longer time limit.** Redo the hand-made example with $T = 1000$. What value does the
 #    wrong mask give?
@@ -812,6 +977,9 @@ plt.show()
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 2. The CleanRL order: what still matches after one update?
+# -->
 # 2. **The critic first, then the actor.** Change `sac_update` to the CleanRL order: step the
 #    critics, then compute the actor's loss with the *updated* critics. Compare one update with
 #    `mbpo_lib.SAC` as above. What still matches?
@@ -826,6 +994,9 @@ plt.show()
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 3. A fixed $\alpha = 1$ at two reward scales, then the learned $\alpha$
+# -->
 # 3. **Why the temperature is learned.** Train seed 0 for 12,000 steps with
 #    `learn_alpha=False` ($\alpha = 1$ throughout), first as is, then with `reward_scale=0.05`;
 #    finally with `reward_scale=0.05` and the learned $\alpha$. Compare the returns.
@@ -843,6 +1014,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Code exercises, checked
+# <!-- slide
+# - Fill in each cell marked ✏️, run it, then its check cell
+# - **A.** `my_squash_correction(u)`: finite at $|u| = 40$
+# -->
 #
 # Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
 # checker compares your function with a reference on inputs of its own and names the slip it
@@ -884,6 +1059,10 @@ mbpo_lib.exercises.check_td_target(my_td_target)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Solutions
+# <!-- slide
+# - Try the exercises first
+# - The reference solutions run through the same checkers
+# -->
 #
 # Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
 # reference solutions and run them through the same checkers (this is how CI tests them).
