@@ -15,6 +15,13 @@
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 07 · MBPO on your own task
+# <!-- slide
+# - What MBPO needs from a task, and what it learns
+# - A task of your own, as a module, checked
+# - The settings to reconsider, and why
+# - A given, `"never"` or learned termination
+# - Three seeds each, against SAC alone
+# -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/07_your_own_task.ipynb)
 #
@@ -70,6 +77,9 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## What MBPO needs from a task
+# <!-- slide
+# The model predicts $(r, \Delta s)$, never where an imagined episode ends:
+# -->
 #
 # | what | where it comes from |
 # |---|---|
@@ -86,6 +96,16 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## A task of your own: keep a point in a box
+# <!-- slide
+# $$
+# s' = 1.1\,s + 0.2\,a, \qquad r = 1 - 0.1\,\lVert a\rVert^2, \qquad
+# \text{terminated} \iff \lVert s'\rVert_\infty > 1
+# $$
+#
+# - Left alone the point leaves; $a = -s$ holds it
+# - **Only the episode's end** says leaving is bad
+# - The task lives in a **module**
+# -->
 #
 # A point $s \in \mathbb R^2$ that drifts away from the centre, pushed by $a \in [-1, 1]^2$:
 #
@@ -104,7 +124,7 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 # The next two cells write that module, `balance_task.py`, into this notebook's folder under
 # `RUNS`; in a project of yours it is a file of your package.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["hide-output"]
 # %%writefile {RUNS}/balance_task.py
 """PointBalance-v0: keep an unstable point inside the box |s|_inf <= 1 for 100 steps."""
 import gymnasium as gym
@@ -133,11 +153,15 @@ class PointBalance(gym.Env):
         return self.pos.copy(), reward, terminated, False, {}   # truncation: the TimeLimit's job
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - `fn(obs, act, next_obs)` on **batched** tensors `[B, 2]`
+# - Rule: `torch.bool [B]`; reward: floats `[B]`
+# -->
 # The rule and the reward, as MBPO calls them in a rollout: `fn(obs, act, next_obs)` on
 # **batched** tensors `[B, 2]` (thousands of branches at once, on the model's device).
 # Compare, never loop; return `torch.bool [B]` for the rule and floats `[B]` for the reward.
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "fragment"} tags=["hide-output"]
 # %%writefile -a {RUNS}/balance_task.py
 
 
@@ -156,6 +180,10 @@ if "PointBalance-v0" not in gym.registry:
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Import it, then check it
+# <!-- slide
+# - Importing registers the id; `check_env` tests the API
+# - Two reference policies: random, and $a = -s$
+# -->
 #
 # Importing the module registers the id. Gymnasium's `check_env` tests the API (spaces, seeding,
 # types); `mbpo_lib.make_env` adds its own checks (a bounded continuous action `Box`, a flat
@@ -178,6 +206,10 @@ print(f"random actions: return {random_return:.1f} ± {random_std:.1f};  a = -s:
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The rule and the reward, checked against the environment
+# <!-- slide
+# - The environment decides in NumPy, one state at a time
+# - The rule must agree on tensors, in batches, on every real transition
+# -->
 #
 # The environment decides `terminated` in NumPy, one state at a time; the rule must give the
 # same answer on tensors, in batches. As notebook 05 did for Hopper: collect real transitions
@@ -209,6 +241,9 @@ print(f"{len(obs)} real transitions, {int(done.sum())} terminations (a random ep
       f"{episode_length:.1f} steps on average): rule == env on every one, reward == env")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - The library checks shape, dtype, device: never the meaning
+# -->
 # During a run the library checks every result of a rule or reward you give (shape, dtype,
 # device) and stops at the first wrong one, naming the function. What it cannot check is the
 # *meaning*: a rule that disagrees with the environment trains without a complaint. Hence the
@@ -216,6 +251,10 @@ print(f"{len(obs)} real transitions, {int(done.sum())} terminations (a random ep
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Recorded by name: why a module
+# <!-- slide
+# - A run, its checkpoints and every worker record the task **by name**
+# - `"package.module:function"`; a lambda or a notebook function is refused
+# -->
 #
 # A run's `config.json`, its checkpoints and every sweep worker record the task by name: the id,
 # `env_module` (imported before every `gymnasium.make`) and the functions as import paths
@@ -236,6 +275,10 @@ print(f"termination={config.termination!r}, reward={config.reward!r}, env_module
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The settings to reconsider
+# <!-- slide
+# - The general values were made for 1000-step episodes and $10^5$ steps
+# - Ours: 100-step episodes, a few hundred steps
+# -->
 #
 # Settings you do not give take the paper's general (Hopper-like) values, made for episodes of
 # 1000 steps and budgets of $10^5$ steps. Ours has episodes of at most 100 steps and a budget
@@ -262,6 +305,12 @@ print(f"{CONFIG.init_exploration_steps} random steps = about "
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Why each change
+# <!-- slide
+# - **Epoch** = one episode here; a fit twice an epoch
+# - **Random start**: several episodes
+# - **Schedule**: $k$ from 1 to 5 within the budget
+# - **Start states**: as many as the buffer holds
+# -->
 #
 # - **`epoch_length`, `model_train_freq`.** The epoch is the unit of evaluation, checkpoints and
 #   the rollout schedule. With 1000-step epochs our budget would evaluate once; an epoch of 100
@@ -276,6 +325,11 @@ print(f"{CONFIG.init_exploration_steps} random steps = about "
 #   rows; 100,000 starts would draw each row hundreds of times.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - **$G$**: 10 learns this task
+# - Smaller networks: a deviation for time
+# - Kept: target entropy $-|\mathcal A|$, $\gamma = 0.99$
+# -->
 # - **`updates_per_step`, $G$.** Where most of the compute goes. 20 gave the paper its sample
 #   efficiency on MuJoCo (its value for most tasks); the runs below show that 10 learns this task.
 # - **The model and SAC sizes, `ensemble.max_epochs`.** A *deviation for time*: two inputs and
@@ -291,6 +345,16 @@ print(f"{CONFIG.init_exploration_steps} random steps = about "
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Three ways to end a rollout
+# <!-- slide
+# 1. **A given rule**: exact where $\hat s'$ is right
+# 2. **`"never"`**: for tasks only a time limit ends
+# 3. **`"learned"`**: a classifier on the real `terminated` flags
+#
+# $$
+# \mathcal L = -\tfrac1N \textstyle\sum_i \big[w\, d_i \log p_i + (1 - d_i)\log(1 - p_i)\big],
+# \quad w = N_0 / N_1
+# $$
+# -->
 #
 # 1. **A given rule** $d = \operatorname{done}(s, a, \hat s')$: `termination="balance_task:left_the_box"`.
 #    Exact wherever the model's $\hat s'$ is right.
@@ -312,6 +376,14 @@ print(f"{CONFIG.init_exploration_steps} random steps = about "
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Precision and recall
+# <!-- slide
+# $$
+# \text{precision} = \frac{TP}{TP + FP}, \qquad \text{recall} = \frac{TP}{TP + FN}
+# $$
+#
+# - A **missed** end: the branch walks on
+# - A **false** end: the branch stops, no bootstrap
+# -->
 #
 # Each fit holds out a stratified share of the rows and reports, at the threshold,
 #
@@ -367,34 +439,33 @@ for name, (precision, recall) in (("PointBalance-v0", own_scores), ("Hopper-v5",
                                   for t in (0.1, 0.5, 0.9)))
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
+fig, axes = plt.subplots(1, 3, figsize=(8.2, 3.6), layout="constrained")
 grid = torch.linspace(-1.4, 1.4, 141)
 plane = torch.stack(torch.meshgrid(grid, grid, indexing="xy"), dim=-1).reshape(-1, 2)
 image = axes[0].imshow(classifier.probability(plane).reshape(141, 141), origin="lower", cmap="viridis",
                        extent=(-1.4, 1.4, -1.4, 1.4), vmin=0, vmax=1)
 axes[0].contour(grid, grid, classifier.probability(plane).reshape(141, 141), levels=[0.5], colors="w")
-axes[0].plot([-1, 1, 1, -1, -1], [-1, -1, 1, 1, -1], "r--", lw=1.5, label=r"the box $|s'|_\infty = 1$")
+axes[0].plot([-1, 1, 1, -1, -1], [-1, -1, 1, 1, -1], "r--", lw=1.5)   # the box
 ends = test_next_obs[test_terminated.bool()]
-axes[0].scatter(ends[:, 0], ends[:, 1], s=4, c="w", alpha=0.6, label="real terminal $s'$")
-axes[0].set(xlabel="$s'_0$", ylabel="$s'_1$", title=r"PointBalance: learned $p(d = 1 \mid s')$, 0.5 in white")
-axes[0].legend(fontsize=8, loc="lower left", framealpha=0.8)
-fig.colorbar(image, ax=axes[0], shrink=0.85)
+axes[0].scatter(ends[:, 0], ends[:, 1], s=4, c="w", alpha=0.6)   # real terminal next states
+axes[0].set(xlabel="$s'_0$", ylabel="$s'_1$", title=r"$p(d = 1 \mid s')$")
+fig.colorbar(image, ax=axes[0], shrink=0.8)
 for ax, (name, (precision, recall)) in zip(axes[1:], (("PointBalance-v0", own_scores),
                                                       ("Hopper-v5", hopper_scores)), strict=True):
     ax.plot(THRESHOLDS, precision, "o-", ms=3, label="precision")
     ax.plot(THRESHOLDS, recall, "s-", ms=3, label="recall")
-    ax.axvline(0.5, color="0.5", ls=":", lw=1, label="default threshold 0.5")
-    ax.set(xlabel="threshold on $p(d = 1 \\mid s')$", ylim=(0, 1.03), title=f"{name}: fresh transitions")
-    ax.legend(fontsize=8, loc="lower center")
+    ax.axvline(0.5, color="0.5", ls=":", lw=1)
+    ax.set(xlabel="threshold", ylim=(0, 1.03), title=name.removesuffix("-v0").removesuffix("-v5"))
+axes[1].legend(loc="lower center")
 mbpo_lib.save_figure(fig, "07_learned_termination")
 plt.show()
 
 # %% slideshow={"slide_type": "subslide"}
 def reading(name, scores):
     (precision, recall), low, high = scores, at[0.1], at[0.9]
-    return (f"- **{name}**: at 0.5, precision {precision[at[0.5]]:.2f} and recall {recall[at[0.5]]:.2f}. "
-            f"From threshold 0.1 to 0.9, recall goes from {recall[low]:.2f} to {recall[high]:.2f} and "
-            f"precision from {precision[low]:.2f} to {precision[high]:.2f}.")
+    return (f"- **{name}**: at 0.5 precision {precision[at[0.5]]:.2f}, recall {recall[at[0.5]]:.2f}; "
+            f"over thresholds 0.1 to 0.9, recall {recall[low]:.2f} → {recall[high]:.2f}, "
+            f"precision {precision[low]:.2f} → {precision[high]:.2f}")
 
 
 display(Markdown("\n".join([reading("PointBalance-v0", own_scores), reading("Hopper-v5", hopper_scores)])))
@@ -402,6 +473,7 @@ if not FAST:   # the text below, on the committed full-mode run
     assert all(recall[at[0.5]] >= precision[at[0.5]] for precision, recall in (own_scores, hopper_scores))
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- notes -->
 # A lower threshold ends more rows: recall can only rise (more rows are called terminal), and
 # here precision falls; a higher threshold does the reverse. At the default 0.5 recall is the
 # higher of the two on both tasks: the learned rule errs towards ending a branch. The white line
@@ -410,6 +482,10 @@ if not FAST:   # the text below, on the committed full-mode run
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## A given reward or the learned one
+# <!-- slide
+# - The model learns $r$ beside $\Delta s$, or you give it
+# - Ours depends on the action only: exact on imagined steps
+# -->
 #
 # By default the model learns $r$ beside $\Delta s$ (its first output). A reward you know can
 # replace it in the rollouts (`reward="balance_task:alive_reward"`): the rollout then computes it
@@ -433,6 +509,9 @@ print(f"model fit: {fit.epochs} epochs. Reward error on {len(test_rew)} fresh tr
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Training: five ways on the same task
+# <!-- slide
+# The same config; only the termination or the algorithm differs:
+# -->
 #
 # Every run takes `CONFIG`; only the termination or the algorithm differs, so a difference in the
 # curves is theirs. All MBPO runs use the given reward.
@@ -513,25 +592,22 @@ print(f"learned rule, its fits' holdout scores ({len(learned['termination_recall
       + ", ".join(f"{column} {np.nanmin(v):.2f} to {np.nanmax(v):.2f}" for column, v in learned.items()))
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(15, 4.6), layout="constrained", width_ratios=(3, 2))
+fig, axes = plt.subplots(1, 2, figsize=(8.2, 4.9), layout="constrained", width_ratios=(3, 2))
 ax = axes[0]
 for i, (name, curve) in enumerate(curves.items()):
-    ax.plot(eval_steps, curve.mean(0), "o-", ms=3, color=f"C{i}", lw=2, label=f"{name} (mean)")
+    ax.plot(eval_steps, curve.mean(0), "o-", ms=3, color=f"C{i}", lw=2, label=name)
     if len(SEEDS) > 1:
         ax.fill_between(eval_steps, curve.min(0), curve.max(0), color=f"C{i}", alpha=0.15)
 ax.axhline(THRESHOLD, color="0.3", ls="--", lw=1, label=f"threshold {THRESHOLD:g}")
-ax.axhline(random_return, color="0.5", ls=":", lw=1, label=f"random actions ({random_return:.0f})")
-ax.set(xlabel="real environment steps (random start included)", ylabel="return (5 deterministic episodes)",
-       title=f"PointBalance-v0: {len(SEEDS)} seed(s), band = min to max", ylim=(0, 105))
-ax.legend(fontsize=8, loc="center right")
+ax.axhline(random_return, color="0.5", ls=":", lw=1, label="random actions")
+ax.set(xlabel="env steps", ylabel="return", title="Mean, band min to max", ylim=(0, 105))
+fig.legend(handles=ax.get_legend_handles_labels()[0], loc="outside lower center", ncol=3)
 ax = axes[1]
-for i, (name, q) in enumerate(values.items()):
-    ax.plot(xs, q, color=f"C{i}", lw=2, label=name)
+for i, q in enumerate(values.values()):   # the colours of the curves on the left
+    ax.plot(xs, q, color=f"C{i}", lw=2)
 for edge_x in (-1, 1):
     ax.axvline(edge_x, color="r", ls="--", lw=1)
-ax.set(xlabel="$x$ of the state $s = (x, 0)$; the box ends at the dashed lines",
-       ylabel=r"$\min_i Q_i(s, \pi(s))$", title=f"The critic's value of a state, seed {SEEDS[0]}")
-ax.legend(fontsize=8)
+ax.set(xlabel="$x$ of $s = (x, 0)$", ylabel=r"$\min_i Q_i(s, \pi(s))$", title=f"Critic, seed {SEEDS[0]}")
 mbpo_lib.save_figure(fig, "07_training")
 plt.show()
 
@@ -549,6 +625,12 @@ print("fall of the critic's value from |x| <= 0.5 to outside the box: "
       + ", ".join(f"{n} {v:.1f}" for n, v in fall.items()))
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Given or learned rule: the threshold in every seed
+# - `"never"`: later, if at all; the critic stays flat at the edge
+# - **SAC alone with $G = 10$ is no slower**: the updates, not the model
+# - Run that control before you credit the model
+# -->
 # **What the runs show** (full mode, the committed figure; the cell above checks each point):
 #
 # - with the given rule and with the learned one, MBPO reaches the threshold in every seed;
@@ -564,6 +646,10 @@ print("fall of the critic's value from |x| <= 0.5 to outside the box: "
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The same run from the command line
+# <!-- slide
+# - The module importable wherever the run is made, resumed or evaluated
+# - The config records the task: `--resume` needs no flag for it
+# -->
 #
 # The module must be importable wherever the run is made, resumed or evaluated: on the
 # `PYTHONPATH`, or installed with your package. The task goes by `--env-module`, the functions by
@@ -587,6 +673,10 @@ print("fall of the critic's value from |x| <= 0.5 to outside the box: "
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### ... and as a sweep
+# <!-- slide
+# - Three seeds of MBPO and SAC alone as Ray tasks
+# - Every worker imports the module
+# -->
 #
 # Three seeds each of MBPO with the learned rule and of SAC alone, as Ray tasks of 600 steps.
 # The `--set` flags apply to both, so `sac` runs with $G = 10$ here: the control. Every worker
@@ -606,6 +696,13 @@ print("fall of the critic's value from |x| <= 0.5 to outside the box: "
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
+# <!-- slide
+# - A task is a module; functions recorded by name
+# - Check the rule and the reward against the environment
+# - Reconsider epoch, schedule, $G$, target entropy, $\gamma$
+# - Termination: the rule, `"never"`, or learned, with precision and recall
+# - Run the matched-update control
+# -->
 #
 # - A task of yours is a module: the environment, `gymnasium.register`, and the rule and reward
 #   as batched torch functions `fn(obs, act, next_obs)`. A run records them by name
@@ -624,6 +721,9 @@ print("fall of the critic's value from |x| <= 0.5 to outside the box: "
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
+# <!-- slide
+# 1. A cost on every step: what does the exact rule teach near the edge?
+# -->
 #
 # 1. **A task whose every step costs.** Change the reward to $r = -\lVert s'\rVert$ (a cost that
 #    shrinks near the centre), keeping the box rule. What does the exact rule now teach the agent
@@ -641,6 +741,9 @@ print("fall of the critic's value from |x| <= 0.5 to outside the box: "
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 2. 1000-step episodes, 50,000 steps: which settings fit?
+# -->
 # 2. **A longer task.** Your task has 1000-step episodes and a budget of 50,000 steps. Which of the
 #    general settings fit it, and which would you change?
 #
@@ -655,6 +758,10 @@ print("fall of the critic's value from |x| <= 0.5 to outside the box: "
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 3. A missed fall hurts more: which way moves the threshold?
+# 4. Learn the reward too: what do you expect?
+# -->
 # 3. **Pick a threshold.** For Hopper-v5, from the figure: which way would you move the threshold
 #    if a missed fall hurts more than a false one, and what happens more often in the rollouts
 #    then?
@@ -680,6 +787,10 @@ print("fall of the critic's value from |x| <= 0.5 to outside the box: "
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Code exercises, checked
+# <!-- slide
+# - Fill in each cell marked ✏️, run it, then its check cell
+# - **A.** precision and recall at a threshold
+# -->
 #
 # Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
 # checker compares your function with the library on inputs of its own and names the slip it
@@ -700,6 +811,9 @@ def my_precision_recall(probability: torch.Tensor, terminated: torch.Tensor, thr
 mbpo_lib.exercises.check_precision_recall(my_precision_recall)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - **B.** Walker2d-v5's rule from its documentation, batched
+# -->
 # **B. A rule from the documentation.** Gymnasium's Walker2d-v5 is *healthy* while the torso
 # height `next_obs[:, 0]` lies in $(0.8, 2.0)$ and the torso angle `next_obs[:, 1]` in
 # $(-1, 1)$, both open; `terminated` is **not healthy**. Write
@@ -727,6 +841,10 @@ mbpo_lib.exercises.check_walker_termination(my_walker_termination)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Solutions
+# <!-- slide
+# - Try the exercises first
+# - The reference solutions run through the same checkers
+# -->
 #
 # Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
 # reference solutions and run them through the same checkers (this is how CI tests them).

@@ -21,7 +21,8 @@ Steps (``make slides`` runs the first form):
    (the setup cell, the widget cell of notebook 03) are left out, ``notes`` cells become reveal's
    speaker notes (``<aside class="notes">``, press ``s`` in a deck). A code cell tagged
    ``hide-input`` (the plotting cells) shows only its output, so that a figure fits on its
-   slide; the notebook keeps the code for students. Before the export, each markdown cell's
+   slide; the notebook keeps the code for students. A cell tagged ``hide-output`` shows its code
+   without its output on the slide. Before the export, each markdown cell's
    slide markup is applied (:func:`split_for_slides`): a cell that holds a ``<!-- slide ... -->``
    block shows its headings, its tables and that block on the slide, and the rest of its text,
    the prose a student reads, becomes the slide's speaker notes; ``<!-- notes -->`` sends a cell's prose to
@@ -127,8 +128,10 @@ URL_OPTIONS = {
     # reveal_scroll: a slide taller than the screen (code and a figure) scrolls instead of being cut
     "SlidesExporter": {"reveal_url_prefix": "vendor/reveal.js", "reveal_theme": REVEAL_THEME,
                        "reveal_scroll": True},
-    # a plotting cell tagged hide-input shows its figure without the code that draws it
-    "TagRemovePreprocessor": {"enabled": True, "remove_input_tags": ["hide-input"]},
+    # a plotting cell tagged hide-input shows its figure without the code that draws it; a cell
+    # tagged hide-output shows its code without the output (a %%writefile cell's file path)
+    "TagRemovePreprocessor": {"enabled": True, "remove_input_tags": ["hide-input"],
+                              "remove_all_outputs_tags": ["hide-output"]},
     "HTMLExporter": {
         "mathjax_url": "vendor/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
         "require_js_url": "vendor/requirejs/require.js",
