@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,6 +15,12 @@
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 02 · The bootstrap ensemble and its elites
+# <!-- slide
+# - Aleatoric and epistemic uncertainty, and how an ensemble separates them
+# - A bootstrap ensemble from scratch, then one batched network
+# - The paper's fitting rules: holdout, early stopping, elites
+# - A real MuJoCo model, per dimension; calibration
+# -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/02_ensemble_and_elites.ipynb)
 #
@@ -67,6 +73,10 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Why one model is not enough
+# <!-- slide
+# - **Aleatoric**: noise more data does not remove; the variance head learns it
+# - **Epistemic**: missing data; one network cannot express it
+# -->
 #
 # Notebook 01 fitted a single probabilistic MLP, $p_\theta(y \mid x) = \mathcal N(\mu_\theta(x),
 # \sigma^2_\theta(x))$. Inside its data the predicted $\sigma_\theta$ follows the noise well; away
@@ -83,6 +93,15 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### An ensemble measures both
+# <!-- slide
+# $$
+# \operatorname{Var}[y \mid x]
+# = \underbrace{\frac{1}{E} \sum_{i} \sigma_i^2(x)}_{\text{aleatoric}}
+# + \underbrace{\frac{1}{E} \sum_{i} \big(\mu_i(x) - \bar\mu(x)\big)^2}_{\text{epistemic}}
+# $$
+#
+# - Members agree where data pin the function down, and fan out elsewhere
+# -->
 #
 # Train $E$ probabilistic networks $\{\mu_i, \sigma^2_i\}_{i=1}^{E}$ that differ only in their
 # random start and in their data. Read the ensemble as a uniform mixture
@@ -100,6 +119,11 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Bootstrap, elites, and one random elite per prediction
+# <!-- slide
+# - **Bootstrap**: a resample per member
+# - **Elites**: the 5 best of 7
+# - **One random elite per row and step**
+# -->
 #
 # - **Bootstrap.** Member $i$ trains on its own resample $\mathcal D_i$: $N$ row indices drawn
 #   *with replacement* from the $N$ rows of $\mathcal D$. Each resample holds about
@@ -113,6 +137,9 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 #   from step to step (PETS calls this "TS1"; one member per whole trajectory is "TS∞").
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Each draw holds both terms; a mean would drop one
+# -->
 # Each draw comes from the mixture above, so its spread holds *both* terms: where the members
 # disagree, the imagined next states spread out instead of following one member's confident
 # guess. Averaging the members would drop the epistemic term; always using the same member
@@ -123,6 +150,10 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## From scratch: a bootstrap ensemble on a 1-D toy problem
+# <!-- slide
+# - $f(x) = \sin 3x$, noise growing from 0.03 to 0.13
+# - 300 points on $[-1, 1]$ with a **gap**; asked on $[-1.6, 1.6]$
+# -->
 #
 # A toy in the spirit of notebook 01's, on a scale that needs no input normalisation: true
 # function $f(x) = \sin 3x$ with noise whose standard deviation grows from 0.03 at $x = -1$ to
@@ -189,6 +220,9 @@ print(f"distinct rows per resample: {min(distinct):.2f} to {max(distinct):.2f} "
       f"(expected 1 - 1/e = {1 - math.exp(-1):.2f})")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - The members' losses summed, one Adam step: as seven separate optimisers
+# -->
 # Training: each member minimises notebook 01's loss $\overline{(\mu - y)^2 e^{-\log\sigma^2} +
 # \log\sigma^2}$ on its own resample. We add the members' losses and take one Adam step: the
 # gradient of the sum with respect to member $i$'s weights is the gradient of member $i$'s own
@@ -226,6 +260,9 @@ x_line = x_grid.squeeze(1)
 print(f"grid of {x_grid.shape[0]} points: means {list(means.shape)}, variances {list(variances.shape)}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - A random member per sample, then a Gaussian draw: variance = aleatoric + epistemic
+# -->
 # **Check the decomposition by sampling, the way MBPO predicts:** at a few inputs, draw a random
 # member for every sample, then a Gaussian sample from it. The variance of those draws must be
 # aleatoric + epistemic.
@@ -244,6 +281,10 @@ for i, j in enumerate(probe.tolist()):
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The hardened version: `mbpo_lib.GaussianEnsemble`
+# <!-- slide
+# - All members in one network: weights `[E, in, out]`, one `baddbmm` per layer
+# - Checked in float64: batched forward = loop over members
+# -->
 #
 # The library keeps all $E$ members in one network: every layer holds weights
 # `[E, in, out]` and applies them with one batched matrix multiply (`torch.baddbmm`), so the
@@ -280,6 +321,10 @@ print(f"members {some.tolist()} alone: {tuple(subset_mean.shape)}, equal to thei
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Aleatoric and epistemic, side by side
+# <!-- slide
+# - Left: members' means, $\pm 2$ std bands, aleatoric alone and both
+# - Right: the two standard deviations along $x$
+# -->
 #
 # Left: the data, the seven members' means, and two bands of $\pm 2$ standard deviations around
 # the ensemble mean, one with the aleatoric part alone and one with both parts. Right: the two
@@ -290,36 +335,35 @@ def plot_toy_fit(ax):
     """The data, the members' means, and two bands around the ensemble mean."""
     total_std, aleatoric_std = (aleatoric + epistemic).sqrt(), aleatoric.sqrt()
     ax.fill_between(x_line, ensemble_mean - 2 * total_std, ensemble_mean + 2 * total_std,
-                    color="#f4b183", label=r"$\pm 2$ total std (aleatoric + epistemic)")
+                    color="#f4b183", label=r"$\pm 2$ total std")
     ax.fill_between(x_line, ensemble_mean - 2 * aleatoric_std, ensemble_mean + 2 * aleatoric_std,
                     color="#9ecae1", label=r"$\pm 2$ aleatoric std")
     ax.plot(x_line, means.T, color="0.35", lw=0.8)
-    ax.plot([], [], color="0.35", lw=0.8, label=r"the 7 members' means $\mu_i$")
-    ax.plot(x_line, true_mean(x_line), "k--", lw=1.2, label=r"true $f(x) = \sin 3x$")
+    ax.plot([], [], color="0.35", lw=0.8, label=r"members' $\mu_i$")
+    ax.plot(x_line, true_mean(x_line), "k--", lw=1.2, label=r"true $\sin 3x$")
     ax.scatter(x_toy, y_toy, s=6, color="k", alpha=0.5, label="data")
-    ax.set(xlabel="$x$", ylabel="$y$", ylim=(-2.6, 2.2), title="Bootstrap ensemble of 7 probabilistic MLPs")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.set(xlabel="$x$", ylabel="$y$", ylim=(-2.6, 2.2), title="7 members")
 
 
 # %% slideshow={"slide_type": "subslide"}
 def plot_uncertainty(ax):
     """Aleatoric and epistemic standard deviation along x; grey where there are no data."""
-    ax.plot(x_line, aleatoric.sqrt(), color="C0", lw=2,
-            label=r"aleatoric $\sqrt{\mathrm{mean}_i\,\sigma_i^2}$")
-    ax.plot(x_line, epistemic.sqrt(), color="C1", lw=2, label=r"epistemic $\mathrm{std}_i\,\mu_i$")
+    ax.plot(x_line, aleatoric.sqrt(), color="C0", lw=2, label="aleatoric")
+    ax.plot(x_line, epistemic.sqrt(), color="C1", lw=2, label="epistemic")
     seen = x_line.abs() <= 1
-    ax.plot(x_line[seen], true_std(x_line[seen]), "k--", lw=1.2, label="true noise std (on [-1, 1])")
+    ax.plot(x_line[seen], true_std(x_line[seen]), "k--", lw=1.2, label="true noise")
     for lo, hi in (GAP, (-1.6, -1.0), (1.0, 1.6)):
         ax.axvspan(lo, hi, color="0.85", zorder=0)
-    ax.set(xlabel="$x$", ylabel="standard deviation", yscale="log",
-           title="Members disagree where data are missing (grey)")
-    ax.legend(fontsize=8, loc="upper center")
+    ax.set(xlabel="$x$", ylabel="std", yscale="log", title="Grey: no data")
+    ax.legend(loc="upper center")
 
 
 # %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6))
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 4.9))
 plot_toy_fit(left)
 plot_uncertainty(right)
+fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=3)
+fig.subplots_adjust(bottom=0.3, wspace=0.3)
 mbpo_lib.save_figure(fig, "02_aleatoric_vs_epistemic")
 plt.show()
 
@@ -337,6 +381,11 @@ print(f"aleatoric std, left data {aleatoric[left_side].sqrt().mean():.3f}, "
 assert aleatoric[right_side].mean() > aleatoric[left_side].mean()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Inside the data: aleatoric dominates, follows the noise
+# - In the gap and outside: the members fan out
+# - Spread is a warning sign, not a guarantee
+# -->
 # - Inside the data the members agree: the aleatoric term dominates and follows the true noise,
 #   small on the left, large on the right.
 # - In the gap and outside $[-1, 1]$ the members' means fan out: the epistemic term rises, most
@@ -348,6 +397,14 @@ assert aleatoric[right_side].mean() > aleatoric[left_side].mean()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Holdout, early stopping and elites
+# <!-- slide
+# 1. A holdout of $\min(0.2\,N, 5000)$ rows, redrawn each fit
+# 2. Holdout MSE per member, every epoch
+# 3. An improvement: more than 1 %
+# 4. Stop after more than 5 epochs without one
+# 5. Each member back to its **own** best weights
+# 6. Elites: the 5 lowest
+# -->
 #
 # How does the paper's code decide how long to train, and which members to trust? At every
 # fit of the model (every 250 environment steps in MBPO):
@@ -370,6 +427,11 @@ assert aleatoric[right_side].mean() > aleatoric[left_side].mean()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Real transitions from a MuJoCo task
+# <!-- slide
+# - Hopper-v5: 11-dim state, 3 torques
+# - Two behaviours: uniform random actions, and a partly trained SAC policy
+# - `next_obs` is always the true next observation, never the reset one
+# -->
 #
 # We fit `mbpo_lib.DynamicsModel` on transitions from a real environment, made by
 # `mbpo_lib.make_env` (actions rescaled to $[-1, 1]$, as MBPO sees them). Full mode uses
@@ -465,6 +527,10 @@ for name, lengths in (("random actions", random_lengths), ("partly trained SAC",
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Fit the ensemble on the random-action data
+# <!-- slide
+# - `EnsembleConfig()`: the paper's settings
+# - A cap on epochs as a safety net; the report says what ended the fit
+# -->
 #
 # `EnsembleConfig()` holds the paper's settings: 7 members, 5 elites, 4 hidden layers of 200
 # SiLU units, Adam at $10^{-3}$, 256 rows per member per minibatch, the per-layer weight
@@ -490,6 +556,9 @@ print("holdout MSE per member:    ", [f"{m:.4f}" for m in report.final_holdout_m
 print(f"elites: {report.elites}, their mean holdout MSE {report.elite_holdout_mse:.4f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Replay the rule on the report's numbers: same best epochs, same stop, same elites
+# -->
 # **Check the library against the rule, from scratch.** `FitReport.holdout_mse` holds every
 # member's holdout error after every epoch. Replaying the rule on those numbers must give the
 # same best epochs and the same number of epochs; the restored weights must reproduce each
@@ -521,6 +590,10 @@ print("the replayed rule agrees with the library: best epochs", best_epoch.tolis
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The fit, epoch by epoch: when does the rule fire?
+# <!-- slide
+# - Top: a small pendulum model, where the rule fires
+# - Bottom: the Hopper fit; training loss, holdout MSE, the counter
+# -->
 #
 # Two fits side by side. Top: a case where the stopping rule fires, a small pendulum model
 # (64 hidden units, learning rate $3 \cdot 10^{-3}$, 2,000 random-action transitions of
@@ -547,37 +620,42 @@ assert fits[f"{STOP_ENV}, small model"][0].stopped_early, "the small pendulum fi
 
 
 # %% slideshow={"slide_type": "subslide"}
-def plot_fit_curves(axes, name, fit, fit_config):
-    """Training loss, holdout MSE (stars: each member's best epoch), and the stopping counter."""
+def plot_fit_curves(axes, name, fit, fit_config, top=True):
+    """Training loss, holdout MSE (stars: each member's best epoch), and the stopping counter;
+    elites solid, the others dashed."""
     history, epochs = torch.tensor(fit.holdout_mse), torch.arange(fit.epochs)
     quiet = replay_early_stopping(history, fit_config.improvement_threshold, fit_config.patience)[2]
     for i in range(E):
         elite = i in fit.elites
         style = dict(color=f"C{i}", lw=1.6 if elite else 1.0, ls="-" if elite else "--")
         axes[0].plot(epochs, torch.tensor(fit.train_loss)[:, i], **style)
-        axes[1].plot(epochs, history[:, i], label=f"member {i}" + (" (elite)" if elite else ""), **style)
+        axes[1].plot(epochs, history[:, i], **style)
         axes[1].plot(fit.best_epoch[i], fit.final_holdout_mse[i], "*", ms=12, color=f"C{i}", mec="k")
     axes[2].step(epochs, quiet, where="post", color="k")
     axes[2].axhline(fit_config.patience + 0.5, color="C1", ls="--", label=f"stop above {fit_config.patience}")
-    ended = "the rule" if fit.stopped_early else "the cap"
+    ended = "rule" if fit.stopped_early else "cap"
     for ax in axes[1:]:
-        ax.axvline(fit.epochs - 1, color="0.4", lw=1, ls=":", label=f"end ({ended})")
-    axes[0].set(xlabel="epoch", ylabel="training loss (NLL form)", title=f"{name}: training loss")
-    axes[1].set(xlabel="epoch", ylabel="holdout MSE", yscale="log", title="Holdout MSE (star: best epoch)")
-    axes[2].set(xlabel="epoch", ylabel="epochs", ylim=(0, fit_config.patience + 2.5),
-                title="Epochs since any member improved > 1 %")
-    axes[1].legend(fontsize=7, ncol=2)
-    axes[2].legend(fontsize=8, loc="upper left")
+        ax.axvline(fit.epochs - 1, color="0.4", lw=1, ls=":", label=f"end: the {ended}")
+    axes[0].set(ylabel=name.split(",")[0].removesuffix("-v5"))
+    axes[1].set(yscale="log")
+    axes[2].set(ylim=(0, fit_config.patience + 4.5))
+    axes[2].legend(loc="upper left")
+    for ax, title in zip(axes, ("training loss", "holdout MSE", "counter"), strict=True):
+        ax.set(title=title if top else None, xlabel=None if top else "epoch")
 
 
 # %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
-fig, axes = plt.subplots(2, 3, figsize=(17, 8.8), layout="constrained")
-for row, (name, (fit, fit_config)) in zip(axes, fits.items(), strict=True):
-    plot_fit_curves(row, name, fit, fit_config)
+fig, axes = plt.subplots(2, 3, figsize=(8.2, 5.1), layout="constrained")
+for top, row, (name, (fit, fit_config)) in zip((True, False), axes, fits.items(), strict=True):
+    plot_fit_curves(row, name, fit, fit_config, top)
 mbpo_lib.save_figure(fig, "02_early_stopping")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Pendulum: the counter passes 5, the rule stops the fit
+# - Hopper: the counter peaks at 1; the cap of 80 epochs ends it
+# -->
 # The printout above, read from each fit's report, says which ended each fit.
 #
 # - **Pendulum, small model (top):** the counter climbs past 5 and the rule stops the fit
@@ -587,6 +665,10 @@ plt.show()
 #   falling when the cap of 80 epochs cuts the fit.
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Any member's gain resets the counter
+# - Each member gets back its **own** best weights
+# -->
 # - With seven members, one of them often still finds another 1 %, and any member's gain resets
 #   the counter. The paper's code has no cap, so on Hopper its first model fit would go on
 #   longer (exercise 4).
@@ -597,6 +679,9 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The members and their elites
+# <!-- slide
+# - Holdout MSE per member, against fresh transitions neither fit nor choice saw
+# -->
 #
 # Each member's holdout MSE from the report, next to its MSE on fresh random-action
 # transitions that neither the fit nor the choice of the elites has seen.
@@ -626,7 +711,7 @@ ax.set_xticks(members_axis, [f"{i}\nelite" if i in report.elites else f"{i}" for
 top = 1.45 * max(*report.final_holdout_mse, *member_test_mse.tolist())  # room for the legend
 ax.set(xlabel="member", ylabel="MSE of the mean prediction", ylim=(0, top),
        title=f"{ENV_ID}: the 5 elites (blue) and the rest")
-ax.legend(fontsize=8, loc="upper left", ncol=2)
+ax.legend(loc="upper left", ncol=2)
 mbpo_lib.save_figure(fig, "02_member_holdout_mse")
 plt.show()
 
@@ -638,6 +723,9 @@ print(f"MSE on fresh transitions: elites {fresh[is_elite].mean():.4f}, "
       f"the other two {fresh[~is_elite].mean():.4f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - The elites leave out the two worst members; fresh data confirm the choice
+# -->
 # The elites leave out the two members with the highest holdout error. The fresh transitions
 # check that this choice was not luck of the holdout draw: the members left out should not be
 # better on data that neither the training nor the choice has seen. The gain is modest here;
@@ -645,6 +733,10 @@ print(f"MSE on fresh transitions: elites {fresh[is_elite].mean():.4f}, "
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## One-step error, dimension by dimension
+# <!-- slide
+# - One random elite per row: its mean, or a sample
+# - RMSE over each target's spread: 1 is no better than the average change
+# -->
 #
 # On fresh random-action transitions, `model.step` predicts $(\hat r, \hat s')$ with one random
 # elite per row, either its mean (**deterministic**) or a sample $\mu + \sigma \odot \xi$
@@ -678,25 +770,31 @@ for name, det, smp in zip(labels, relative["deterministic"], relative["sampled"]
     print(f"{name:18s} deterministic {det:5.2f}   sampled {smp:5.2f}")
 
 # %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(11, 4))
+fig, ax = plt.subplots(figsize=(8.2, 4.4))
 dims = np.arange(len(labels))
-ax.bar(dims - 0.2, relative["deterministic"], width=0.4, label="deterministic (elite's mean)")
-ax.bar(dims + 0.2, relative["sampled"], width=0.4, label=r"sampled ($\mu + \sigma\xi$)")
-ax.axhline(1.0, color="k", lw=1, ls="--", label="1 = predicting the average change")
-ax.set_xticks(dims, labels, rotation=35, ha="right")
-ax.set(ylabel="RMSE / std of the target",
-       title=f"{ENV_ID}: one-step error on fresh random-action transitions")
-ax.legend(fontsize=9)
+ax.bar(dims - 0.2, relative["deterministic"], width=0.4, label="elite's mean")
+ax.bar(dims + 0.2, relative["sampled"], width=0.4, label=r"sample $\mu + \sigma\xi$")
+ax.axhline(1.0, color="k", lw=1, ls="--", label="the average change")
+ax.set_xticks(dims, labels, rotation=40, ha="right")
+ax.set(ylabel="RMSE / target std", title="One-step error on fresh random-action data")
+ax.legend()
 mbpo_lib.save_figure(fig, "02_one_step_error_per_dim")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - On Hopper, $\Delta z$ is worse than its average: the holdout MSE hides it
+# -->
 # Read the bars against the dashed line. In full mode one output, $\Delta z$, lies above it:
 # the model predicts the torso's height change worse than its average would (printed above).
 # The holdout MSE, dominated by the large velocity targets, does not show this.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Is the predicted σ the right size? A calibration check
+# <!-- slide
+# - If the Gaussian is right, $z = (y - \mu)/\sigma \sim \mathcal N(0, 1)$
+# - More rows inside $\pm\sigma$: under-confident; fewer: over-confident
+# -->
 #
 # If the model's Gaussian is right, the standardised error $z = (y - \mu)/\sigma$ of each output
 # follows $\mathcal N(0, 1)$: a known share of rows falls inside $\mu \pm \sigma$ and inside
@@ -704,6 +802,10 @@ plt.show()
 # (**under-confident**); fewer, too small (**over-confident**).
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - The elites' mixture: its mean and total variance
+# - On the holdout, and on the partly trained policy's data
+# -->
 # Which Gaussian? The rollouts draw one random elite per row, a mixture of the elites. We
 # summarise it by its mean $\bar\mu$ and its total variance, aleatoric + epistemic over the
 # elites, and check it on two sets: the fit's own **holdout** rows, and fresh transitions of the
@@ -749,7 +851,8 @@ for name, cov in coverage.items():
 # %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
 columns = 4
 rows = math.ceil(len(labels) / columns)
-fig, axes = plt.subplots(rows, columns, figsize=(15, 2.6 * rows), layout="constrained", squeeze=False)
+fig, axes = plt.subplots(rows, columns, figsize=(8.2, 1.5 * rows + 0.6), layout="constrained", squeeze=False,
+                         sharex=True)
 bins = torch.linspace(-5, 5, 51)
 normal = torch.exp(-0.5 * bins**2) / math.sqrt(2 * math.pi)
 for d, ax in enumerate(axes.flat):
@@ -759,13 +862,17 @@ for d, ax in enumerate(axes.flat):
     for k, (name, z) in enumerate(z_sets.items()):
         ax.hist(z[:, d].clamp(-5, 5), bins=bins, density=True, alpha=0.5, color=f"C{k}", label=name)
     ax.plot(bins, normal, color="k", lw=1.2, label=r"$\mathcal{N}(0, 1)$")
-    ax.set(title=labels[d], yticks=[])
-axes.flat[0].legend(fontsize=8)
-fig.suptitle(f"{ENV_ID}: standardised errors $(y - \\bar\\mu)/\\sigma$ per output (clipped to ±5)")
+    ax.set(title=labels[d], yticks=[], xticks=[-4, 0, 4])
+fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=3)
 mbpo_lib.save_figure(fig, "02_calibration")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Holdout: under-confident, the angles most
+# - Policy data: velocities turn over-confident
+# - Judge calibration per dimension, on the data rollouts visit
+# -->
 # What the table shows on Hopper (full mode, the committed figure), dimension by dimension:
 #
 # - **Holdout:** every output has more than the Gaussian's share inside $\pm 1\sigma$: the
@@ -779,6 +886,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Distribution shift: the model only knows where its data are
+# <!-- slide
+# - A model of random actions, asked about the policy's transitions
+# - Refitted with more random data, or with as much policy data
+# -->
 #
 # The model above has seen random actions only. We ask it about the partly trained policy's
 # transitions. Then we refit it as MBPO does when new data arrive (all data, a new holdout,
@@ -815,12 +926,12 @@ positions = np.arange(2)
 for k, (name, values) in enumerate(shift.items()):
     ax.bar(positions + (k - 1) * 0.27, values, width=0.27, label=f"fitted on {name}")
 for container in ax.containers:
-    ax.bar_label(container, fmt="%.3g", fontsize=8, padding=2)
+    ax.bar_label(container, fmt="%.3g", padding=2)
 ax.set_xticks(positions, ["fresh random-action data", "fresh partly-trained-policy data"])
 ax.set_yscale("log")   # the errors span orders of magnitude
 ax.set(ylabel="one-step MSE over all targets (log scale)",
        title=f"{ENV_ID}: one-step error under distribution shift")
-ax.legend(fontsize=9)
+ax.legend()
 mbpo_lib.save_figure(fig, "02_distribution_shift")
 plt.show()
 
@@ -831,6 +942,10 @@ for column, data_name in enumerate(("random", "policy")):
           f"({with_random / before:.3g}×), + policy {with_policy:.4g} ({with_policy / before:.3g}×)")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Far worse on the policy's transitions
+# - The policy's own data help there; more random data barely
+# -->
 # - Fitted on random actions only, the model is far worse on the policy's transitions than on
 #   random ones (the printout gives the factor). The partly trained policy visits speeds and
 #   poses that random actions never reached.
@@ -839,6 +954,9 @@ for column, data_name in enumerate(("random", "policy")):
 #   with the policy, and rollouts start from the real buffer, where the policy has recently been.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Policy data made the error on random data **worse**: one seed shows that, not why
+# -->
 # **The other column.** In the committed full run, adding the policy's data made the error on
 # *random* data worse (printed above). The same capacity now covers more states; the holdout,
 # and so the best epochs and elites, are half policy data; the refit is warm-started and
@@ -848,6 +966,13 @@ for column, data_name in enumerate(("random", "policy")):
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
+# <!-- slide
+# - Variance = aleatoric + epistemic; only the second grows off the data
+# - Bootstrap and random starts make members differ
+# - Holdout, the 1 % / 5-epoch rule, own best weights, 5 elites
+# - One random elite per row and step
+# - Judge per dimension, on fresh data
+# -->
 #
 # - An ensemble's predictive variance splits into **aleatoric** (mean of the members'
 #   $\sigma_i^2$) and **epistemic** (variance of their $\mu_i$); only the second grows in gaps
@@ -865,6 +990,9 @@ for column, data_name in enumerate(("random", "policy")):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
+# <!-- slide
+# 1. No gap: what happens to the epistemic curve?
+# -->
 #
 # 1. **Fill the gap.** Set `GAP = (0.0, 0.0)` (no gap) and rerun the toy cells. What happens to
 #    the epistemic curve, and to the check cell?
@@ -877,6 +1005,9 @@ for column, data_name in enumerate(("random", "policy")):
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 2. No bootstrap: the epistemic spread?
+# -->
 # 2. **No bootstrap.** Train every member on all rows:
 #    `bootstrap = torch.arange(N_TOY).expand(E, -1)`. Compare the epistemic spread.
 #
@@ -889,6 +1020,9 @@ for column, data_name in enumerate(("random", "policy")):
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 3. Draws centred on the ensemble mean: their variance?
+# -->
 # 3. **Predict with the ensemble mean.** In the sampling check, replace `means[member]` by
 #    `ensemble_mean` (every draw centred on the mean of the members). What variance do the draws
 #    have?
@@ -901,6 +1035,9 @@ for column, data_name in enumerate(("random", "policy")):
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 4. `max_epochs=250`: the rule or the cap?
+# -->
 # 4. **Let the rule decide.** In full mode, fit a new `DynamicsModel` (seed 0) on `random_train`
 #    with `max_epochs=250` (a few minutes on a laptop CPU). Did the rule or the cap end it?
 #
@@ -913,6 +1050,9 @@ for column, data_name in enumerate(("random", "policy")):
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 5. Batched against looped, by batch size
+# -->
 # 5. **Batch size and speed** (appendix). Time the batched and the looped forward for 64, 256,
 #    2,000 and 20,000 rows. How does the ratio change with the batch?
 #
@@ -926,6 +1066,10 @@ for column, data_name in enumerate(("random", "policy")):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Code exercises, checked
+# <!-- slide
+# - Fill in each cell marked ✏️, run it, then its check cell
+# - **A.** `my_bootstrap(n, E, generator)`
+# -->
 #
 # Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
 # checker says what is right or wrong (shapes, values against a reference, a hint); it never
@@ -988,6 +1132,9 @@ mbpo_lib.exercises.check_coverage(my_coverage)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix: one batched pass instead of a loop over members, timed
+# <!-- slide
+# - Each member as its own `nn.Sequential`, called in turn: same outputs, timed
+# -->
 #
 # The peer: each member rebuilt as its own `nn.Sequential` of `nn.Linear` and `nn.SiLU` with the
 # same weights, called one after the other. Same inputs, same outputs (checked), timed with
@@ -1053,6 +1200,10 @@ for batch in (64, 2_000):  # a small and a large batch
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### `DynamicsModel.step`: only the chosen elite runs for each row
+# <!-- slide
+# - All members on every row, then pick; or each member on its own rows
+# - About $E$ times less arithmetic
+# -->
 #
 # A rollout step needs one member's output per row. The plain way runs all $E$ members on
 # every row and picks; `step` groups the rows by their member (`forward_per_row`) and runs each
@@ -1084,6 +1235,10 @@ print(f"{obs.shape[0]} rows: step {1e3 * t_step:.2f} ms, all members then pick {
       f"ratio {t_all / t_step:.2f} (elites used: {sorted(set(info['member'].tolist()))})")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Batching removes a fixed cost per call
+# - `step` saves arithmetic: one member per row
+# -->
 # The ratios depend on the hardware and move from run to run. What to read from them:
 #
 # - Batching removes a fixed cost per call (one call per layer instead of seven). On a CPU that
@@ -1095,6 +1250,10 @@ print(f"{obs.shape[0]} rows: step {1e3 * t_step:.2f} ms, all members then pick {
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Solutions
+# <!-- slide
+# - Try the exercises first
+# - The reference solutions run through the same checkers
+# -->
 #
 # Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
 # reference solutions and run them through the same checkers (this is how CI tests them).

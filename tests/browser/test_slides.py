@@ -394,7 +394,8 @@ def test_the_clips_play_inline_in_jupyterlab(build, browser, tmp_path, monkeypat
 
 # The decks whose notebooks carry the slide markup (scripts/build_slides.py, split_for_slides). The
 # others still show the notebook's prose; they join as their markup is written (issue 21's order).
-LECTURE_DECKS = ("00_overview", "01_probabilistic_mlp", "03_rollout_length_theory", "04_sac")
+LECTURE_DECKS = ("00_overview", "01_probabilistic_mlp", "02_ensemble_and_elites", "03_rollout_length_theory",
+                 "04_sac", "07_your_own_task")
 
 # Body text: the words of a slide's rendered markdown, headings, tables, equations and code
 # excluded. A slide is read in about 15 seconds while the speaker talks: six bullets of six or
@@ -406,7 +407,8 @@ MAX_TABLE_ROWS = 12
 # mbpo_lib.plotting.STYLE, as an axis label or legend) projects at 16 canvas pixels or more.
 MIN_FIGURE_WIDTH = 0.8 * 960
 MIN_FONT_PX = 16.0
-# Words for a notebook reader, not for a lecture hall (code inputs are not searched).
+# Words for a notebook reader, not for a lecture hall (code inputs and error messages are not
+# searched: they quote code and the library as they are).
 NOTEBOOK_ONLY = re.compile(r"FAST mode|MBPO_FAST|python -m |\b[\w-]+\.(?:csv|png|json|ipynb|py)\b"
                            r"|\b(?:figures|results|runs|notebooks|benchmarks)/|\bthreads?\b|\bCPU cores?\b")
 
@@ -431,7 +433,9 @@ SLIDE_CONTENT = """() => new Promise(done => require(['vendor/reveal.js/dist/rev
             }
             const visible = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT);
             for (let n = visible.nextNode(); n; n = visible.nextNode()) {
-                const hidden = 'aside, script, style, .jp-InputArea, .MJX_Assistive_MathML';
+                // code, and error messages (the library's own words, quoted as they are)
+                const hidden = 'aside, script, style, .jp-InputArea, .MJX_Assistive_MathML, '
+                             + '[data-mime-type="application/vnd.jupyter.stderr"]';
                 if (n.parentElement.closest(hidden)) continue;
                 text += n.textContent + ' ';
             }
