@@ -22,10 +22,10 @@ Steps (``make slides`` runs the first form):
    speaker notes (``<aside class="notes">``, press ``s`` in a deck). A code cell tagged
    ``hide-input`` (the plotting cells) shows only its output, so that a figure fits on its
    slide; the notebook keeps the code for students. A cell tagged ``hide-output`` shows its code
-   without its output on the slide. Before the export, each markdown cell's
-   slide markup is applied (:func:`split_for_slides`): a cell that holds a ``<!-- slide ... -->``
-   block shows its headings, its tables and that block on the slide, and the rest of its text,
-   the prose a student reads, becomes the slide's speaker notes; ``<!-- notes -->`` sends a cell's prose to
+   without its output on the slide. Before the export, each markdown cell's slide markup is
+   applied (:func:`split_for_slides`): a cell that holds a ``<!-- slide ... -->`` block shows its
+   headings, its tables and that block on the slide, and the rest of its text, the prose a
+   student reads, becomes the slide's speaker notes; ``<!-- notes -->`` sends a cell's prose to
    the notes whole. Both are HTML comments, so the notebook itself never shows them.
 4. Make the page offline: nbconvert's reveal template also loads Mermaid from a CDN (a module
    script, dropped: no notebook draws Mermaid diagrams) and widget state would load the widget
@@ -351,7 +351,7 @@ def execute(notebook: Path, executed: Path, cell_timeout: int, fast: bool,
     return time.perf_counter() - start
 
 
-# --- step 3: what goes on a slide and what into its notes ------------------------------------------
+# --- step 3, first: what goes on a slide and what into its notes -----------------------------------
 
 # A markdown cell's slide markup, both HTML comments (invisible in Jupyter, Colab and on GitHub):
 #   <!-- slide            what the slide shows of this cell, as markdown (bullets, an equation);
@@ -387,16 +387,19 @@ def split_for_slides(source: str, where: str = "a markdown cell") -> tuple[str, 
     prose: list[str] = []
     position = 0
     pieces = [(block.start(), block.end(), block.group("body").strip()) for block in blocks]
+    fenced = False   # inside a ``` code block every line is prose, whatever it starts with
     for start, end, body in [*pieces, (len(source), len(source), None)]:
         table: list[str] = []
         for line in NOTES_MARK.sub("", source[position:start]).splitlines():
-            if line.lstrip().startswith("|"):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            if not fenced and line.lstrip().startswith("|"):
                 table.append(line)
                 continue
             if table:
                 slide.append("\n".join(table))
                 table = []
-            (slide if HEADING_LINE.match(line) else prose).append(line)
+            (slide if not fenced and HEADING_LINE.match(line) else prose).append(line)
         if table:
             slide.append("\n".join(table))
         if body:

@@ -163,6 +163,14 @@ def test_a_table_stays_on_the_slide_in_its_place():
     assert build_slides.split_for_slides("<!-- notes -->\n| a |\n|---|\nWords.") == ("| a |\n|---|", "Words.")
 
 
+def test_a_code_block_in_the_prose_goes_to_the_notes_whole():
+    source = ("## Run it\n<!-- slide\n- one command\n-->\n```bash\n# a comment, not a heading\n"
+              "echo '| not a table |'\n```\n")
+    slide, notes = build_slides.split_for_slides(source)
+    assert slide == "## Run it\n\n- one command"
+    assert notes == "```bash\n# a comment, not a heading\necho '| not a table |'\n```"
+
+
 def test_markup_turns_into_slide_cells_and_speaker_notes_cells():
     import nbformat
 
