@@ -433,8 +433,9 @@ SLIDE_CONTENT = """() => new Promise(done => require(['vendor/reveal.js/dist/rev
             }
             const visible = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT);
             for (let n = visible.nextNode(); n; n = visible.nextNode()) {
-                // code, and error messages (the library's own words, quoted as they are)
-                const hidden = 'aside, script, style, .jp-InputArea, .MJX_Assistive_MathML, '
+                // code inputs, and error messages (the library's own words, quoted as they are);
+                // a markdown cell's rendered text sits in .jp-InputArea too, so only the editor goes
+                const hidden = 'aside, script, style, .jp-InputArea-editor, .MJX_Assistive_MathML, '
                              + '[data-mime-type="application/vnd.jupyter.stderr"]';
                 if (n.parentElement.closest(hidden)) continue;
                 text += n.textContent + ' ';
@@ -569,6 +570,6 @@ def test_each_lecture_limit_catches_a_slide_that_breaks_it(build, browser, tmp_p
     assert len(lines[2]) == 1 and "px wide" in lines[2][0]
     assert len(lines[3]) == 1 and "pt text shows at" in lines[3][0]
     assert lines[4] == [] and slides[4]["figures"][0]["shown"] >= MIN_FIGURE_WIDTH
-    assert len(lines[5]) == 1 and "'03_bound_vs_k.png'" in lines[5][0]
+    assert len(lines[5]) == 1 and "'03_bound_vs_k.png'" in lines[5][0], found
     assert lines[6] == [f"{slides[6]['where']} 'A long table¶': a table of {MAX_TABLE_ROWS + 1} rows "
                         f"(at most {MAX_TABLE_ROWS})"] and slides[6]["words"] == 0
