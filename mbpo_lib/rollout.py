@@ -192,6 +192,36 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
 
 
 @torch.no_grad()
+def _model_step(model: RolloutModel, pi: Callable, obs: torch.Tensor, generator: torch.Generator | None,
+                termination: Callable, reward: Callable | None, disagreement: bool):
+    """One step of a model rollout for the ``n`` rows of ``obs``: the policy's actions, the
+    model's next states and rewards (``reward``'s where given), the termination flags, each
+    result checked; returns ``(act, next_obs, rew, done, disagreement summed over the rows)``
+    (the last ``None`` unless ``disagreement``)."""
+    n = obs.shape[0]
+    act = pi(obs, generator)
+    if not isinstance(act, torch.Tensor) or act.dim() != 2 or act.shape[0] != n:
+        shape = list(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__
+        raise ValueError(f"the policy must return a [B, act_dim] tensor for B = {n} rows, got {shape}")
+    if disagreement:
+        next_obs, rew, info = model.step(obs, act, generator=generator, disagreement=True)
+        spread = info["disagreement"].float().sum()
+    else:
+        next_obs, rew, info = model.step(obs, act, generator=generator)
+        spread = None
+    if reward is not None:
+        rew = reward(obs, act, next_obs)
+        if not isinstance(rew, torch.Tensor) or rew.numel() != n:
+            shape = list(rew.shape) if isinstance(rew, torch.Tensor) else type(rew).__name__
+            raise ValueError(f"reward must return a tensor [B] for B = {n} rows, got {shape}")
+        rew = rew.reshape(n)
+    done = termination(obs, act, next_obs)
+    if not isinstance(done, torch.Tensor) or done.numel() != n or done.dim() > 2:
+        shape = list(done.shape) if isinstance(done, torch.Tensor) else type(done).__name__
+        raise ValueError(f"termination must return a bool tensor [B] for B = {n} rows, got {shape}")
+    return act, next_obs, rew, done.reshape(n).to(torch.bool), spread
+
+
 def branched_rollout(model: RolloutModel, policy: Any, start_obs: torch.Tensor, k: int,
                      termination: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
                      generator: torch.Generator | None = None, buffer: TransitionSink | None = None, *,
@@ -270,26 +300,10 @@ def branched_rollout(model: RolloutModel, policy: Any, start_obs: torch.Tensor, 
     ended_before = 0                                                  # terminations before it (host)
     for step in range(k):
         n = obs.shape[0]
-        act = pi(obs, generator)
-        if not isinstance(act, torch.Tensor) or act.dim() != 2 or act.shape[0] != n:
-            shape = list(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__
-            raise ValueError(f"the policy must return a [B, act_dim] tensor for B = {n} rows, got {shape}")
+        act, next_obs, rew, done, spread = _model_step(model, pi, obs, generator, termination, reward,
+                                                       disagreement)
         if disagreement:
-            next_obs, rew, info = model.step(obs, act, generator=generator, disagreement=True)
-            disagreement_sum += info["disagreement"].float().sum()
-        else:
-            next_obs, rew, info = model.step(obs, act, generator=generator)
-        if reward is not None:
-            rew = reward(obs, act, next_obs)
-            if not isinstance(rew, torch.Tensor) or rew.numel() != n:
-                shape = list(rew.shape) if isinstance(rew, torch.Tensor) else type(rew).__name__
-                raise ValueError(f"reward must return a tensor [B] for B = {n} rows, got {shape}")
-            rew = rew.reshape(n)
-        done = termination(obs, act, next_obs)
-        if not isinstance(done, torch.Tensor) or done.numel() != n or done.dim() > 2:
-            shape = list(done.shape) if isinstance(done, torch.Tensor) else type(done).__name__
-            raise ValueError(f"termination must return a bool tensor [B] for B = {n} rows, got {shape}")
-        done = done.reshape(n).to(torch.bool)
+            disagreement_sum += spread
         if buffer is not None:
             buffer.add_batch(obs, act, rew, next_obs, done)
         rows_per_step.append(n)
@@ -422,26 +436,10 @@ def reset_rollout(model: RolloutModel, policy: Any, reset_obs: Callable[[int], t
         n = min(slots, transitions - written)
         if n < obs.shape[0]:                        # the last step: only the rows still needed
             obs, age = obs[:n], age[:n]
-        act = pi(obs, generator)
-        if not isinstance(act, torch.Tensor) or act.dim() != 2 or act.shape[0] != n:
-            shape = list(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__
-            raise ValueError(f"the policy must return a [B, act_dim] tensor for B = {n} rows, got {shape}")
+        act, next_obs, rew, done, spread = _model_step(model, pi, obs, generator, termination, reward,
+                                                       disagreement)
         if disagreement:
-            next_obs, rew, info = model.step(obs, act, generator=generator, disagreement=True)
-            disagreement_sum += info["disagreement"].float().sum()
-        else:
-            next_obs, rew, info = model.step(obs, act, generator=generator)
-        if reward is not None:
-            rew = reward(obs, act, next_obs)
-            if not isinstance(rew, torch.Tensor) or rew.numel() != n:
-                shape = list(rew.shape) if isinstance(rew, torch.Tensor) else type(rew).__name__
-                raise ValueError(f"reward must return a tensor [B] for B = {n} rows, got {shape}")
-            rew = rew.reshape(n)
-        done = termination(obs, act, next_obs)
-        if not isinstance(done, torch.Tensor) or done.numel() != n or done.dim() > 2:
-            shape = list(done.shape) if isinstance(done, torch.Tensor) else type(done).__name__
-            raise ValueError(f"termination must return a bool tensor [B] for B = {n} rows, got {shape}")
-        done = done.reshape(n).to(torch.bool)
+            disagreement_sum += spread
         if buffer is not None:
             buffer.add_batch(obs, act, rew, next_obs, done)
         rows_per_step.append(n)
