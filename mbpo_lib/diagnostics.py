@@ -407,7 +407,7 @@ def _dims(dims: Sequence[int] | None, d: int, max_dims: int) -> list[int]:
 
 def plot_predictions(model: PredictiveModel, trajectory: Any, *, dims: Sequence[int] | None = None,
                      samples: int = 20, band: float = 0.9, seed: int = 0, max_dims: int = 12,
-                     columns: int = 4) -> Figure:
+                     columns: int = 4, clip: bool = True, inset: int = 15) -> Figure:
     """Real states against the model's open-loop prediction, one panel per state dimension.
 
     The model starts from the trajectory's first real state and is fed the real actions and
@@ -415,28 +415,57 @@ def plot_predictions(model: PredictiveModel, trajectory: Any, *, dims: Sequence[
     coloured line the elites' mean prediction, and the shaded band the central ``band``
     fraction of ``samples`` sampled rollouts (none when ``samples=0``). Where the lines part
     is where the compounding error of notebook 03 becomes visible. ``dims``: the dimensions
-    to draw (default the first ``max_dims``). Returns the Figure.
+    to draw (default the first ``max_dims``). ``clip``: each panel's y range is the real
+    trajectory's with a quarter of its span added on each side, so a prediction that runs away
+    leaves the panel instead of squashing the real line flat. ``inset``: the first ``inset``
+    steps drawn again in a small inset at their own scale (0: no inset), the horizon MBPO's
+    branches live in. Returns the Figure.
     """
     if not 0.0 < band < 1.0:
         raise ValueError(f"band must be a fraction in (0, 1), got {band!r}")
+    if isinstance(inset, bool) or not isinstance(inset, int) or inset < 0:
+        raise ValueError(f"inset must be an int >= 0 (steps shown in the inset, 0 for none), got {inset!r}")
     prediction = open_loop_prediction(model, trajectory, samples=samples, seed=seed)
     chosen = _dims(dims, prediction.real.shape[1], max_dims)
     t = np.arange(prediction.real.shape[0])
+    if prediction.samples.shape[0]:
+        # the band of the sampled rollouts, low and high each [T, d]
+        low, high = np.quantile(prediction.samples.numpy(), [(1 - band) / 2, (1 + band) / 2], axis=0)
+    real, mean = prediction.real.numpy(), prediction.mean.numpy()
+
+    def draw(ax: Any, j: int, upto: int) -> None:
+        if prediction.samples.shape[0]:
+            ax.fill_between(t[:upto], low[:upto, j], high[:upto, j], color="#D55E00", alpha=0.2, lw=0,
+                            label=f"{band:.0%} of {prediction.samples.shape[0]} sampled rollouts")
+        ax.plot(t[:upto], real[:upto, j], color="black", lw=1.8, label="real")
+        ax.plot(t[:upto], mean[:upto, j], color="#D55E00", lw=1.6, label="model (elites' mean)")
+
+    def limits(values: np.ndarray) -> tuple[float, float]:
+        lo, hi = float(np.min(values)), float(np.max(values))
+        pad = 0.25 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1e-3)
+        return lo - pad, hi + pad
+
     with series_style():
         fig, axes = _grid(len(chosen), columns)
         for ax, j in zip(axes, chosen, strict=False):
-            if prediction.samples.shape[0]:
-                low, high = np.quantile(prediction.samples[:, :, j].numpy(), [(1 - band) / 2, (1 + band) / 2],
-                                        axis=0)
-                ax.fill_between(t, low, high, color="#D55E00", alpha=0.2, lw=0,
-                                label=f"{band:.0%} of {prediction.samples.shape[0]} sampled rollouts")
-            ax.plot(t, prediction.real[:, j].numpy(), color="black", lw=1.8, label="real")
-            ax.plot(t, prediction.mean[:, j].numpy(), color="#D55E00", lw=1.6, label="model (elites' mean)")
+            draw(ax, j, len(t))
+            if clip:
+                ax.set_ylim(*limits(real[:, j]))
+            if inset and len(t) > inset + 1:
+                sub = ax.inset_axes([0.58, 0.6, 0.4, 0.37])
+                draw(sub, j, inset + 1)
+                sub.set_ylim(*limits(np.concatenate([real[: inset + 1, j], mean[: inset + 1, j]])))
+                sub.set_xticks([0, inset])
+                sub.tick_params(labelsize=7, length=2, pad=1)
+                sub.set_yticks([])
             ax.set_title(f"$s_{{{j}}}$", fontsize=10)
             ax.set_xlabel("step t")
         handles, labels = next(iter(axes)).get_legend_handles_labels()
         fig.legend(handles, labels, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 1.02))
-        fig.suptitle("Open loop: the model fed the real actions and its own states", y=1.08)
+        title = "Open loop: the model fed the real actions and its own states"
+        if inset and len(t) > inset + 1:
+            title += f" (insets: the first {inset} steps)"
+        fig.suptitle(title, y=1.08)
         fig.tight_layout()
     return fig
 

@@ -17,6 +17,13 @@
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 05 · The MBPO training loop
+# <!-- slide
+# - Notebooks 01 to 04 become one loop
+# - Every hyperparameter; the presets per task
+# - The termination function; the model buffer's size
+# - The loop by hand, equal to `mbpo_lib.MBPO`
+# - A real run to the maximum return, filmed; where the time goes
+# -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/05_mbpo_training_loop.ipynb)
 #
@@ -32,7 +39,8 @@
 # - why model rollouts need a termination function, and how large the model buffer grows;
 # - the loop assembled by hand from library pieces, checked bit for bit against `mbpo_lib.MBPO`;
 # - a real run (InvertedPendulum-v5 to the maximum return of 1000), filmed before, during and
-#   after training; where its time goes, checkpoints, resuming and the command line.
+#   after training; where its time goes, and what keeps the loop on a GPU;
+# - checkpoints, resuming and the command line.
 
 # %% slideshow={"slide_type": "skip"}
 # Setup: on Colab, install mbpo_lib from the repository (Colab's own torch is kept).
@@ -66,11 +74,20 @@ FAST = mbpo_lib.fast_mode()
 generator = mbpo_lib.seed_everything(0)
 device = mbpo_lib.default_device()
 mbpo_lib.apply_style()
+torch.set_num_threads(1)   # the CPU runs below are small networks: fastest so (benchmarks/README.md)
 RUNS = Path(tempfile.mkdtemp(prefix="mbpo_05_"))   # run folders of this notebook (not in the repo)
 print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} | runs in {RUNS}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The loop in one slide
+# <!-- slide
+# Two datasets, $\mathcal D_{\text{env}}$ and $\mathcal D_{\text{model}}$; for every real step $t$:
+#
+# 1. **Every $f$ steps:** fit the ensemble on $\mathcal D_{\text{env}}$; $k$ from the schedule;
+#    $M$ branches of $k$ model steps into $\mathcal D_{\text{model}}$
+# 2. **Act:** $a_t \sim \pi(\cdot \mid s_t)$, step, store in $\mathcal D_{\text{env}}$
+# 3. **Learn:** $G$ SAC updates, each on 12 real + 244 model rows
+# -->
 #
 # MBPO keeps two datasets, real transitions $\mathcal D_{\text{env}}$ and model transitions
 # $\mathcal D_{\text{model}}$, and repeats, for every real step $t$:
@@ -90,6 +107,13 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Where the method guide's loop differs from the paper's code
+# <!-- slide
+# - Guide: a whole epoch, then fit, roll out, update
+# - Official: a fit every 250 steps; $G$ updates after **every** step
+# - Store `terminated`, not `done`
+# - The warm-up counts as real steps
+# - Batched rollouts; a buffer sized from $k$
+# -->
 #
 # The guide's loop sketch (its section 4.3) is the right idea in a simpler shape:
 #
@@ -106,8 +130,8 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Where our timing differs from the official code's
 # <!-- slide
-# - **D1**: the official real pool takes an episode's steps when it ends; ours, every step
-# - **D2**: on the pendulums the official SAC waits for 1,000 rows; ours starts at step 500
+# - **D1**: the official pool takes an episode's steps when it ends; ours, each step
+# - **D2**: pendulums: the official SAC waits for 1,000 rows; ours starts at step 500
 # - **D4**: Gymnasium v5, not Gym v2: no setting undoes it
 # -->
 #
@@ -131,6 +155,7 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The hyperparameters of the method
+# <!-- notes -->
 #
 # The guide's table (section 5.1), with the field that holds each value in `MBPOConfig` and
 # what it does:
@@ -158,6 +183,13 @@ print("Hopper-v5 preset:", library_values, f"| G = {hopper.updates_per_step}",
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Why these values
+# <!-- slide
+# - **7 members, 5 elites**: two sit out
+# - **$k$ short, growing**: model errors add up
+# - **5 % real**: 12 rows anchor the critic
+# - **A fit every 250 steps**: 400 model rows per real row
+# - **$G = 20$** updates per real step, mostly on model data
+# -->
 #
 # - **7 members, 5 elites.** Enough members for their spread to mean something, and the two
 #   worst on held-out data are left out of the rollouts.
@@ -169,13 +201,18 @@ print("Hopper-v5 preset:", library_values, f"| G = {hopper.updates_per_step}",
 # - **A fit every 250 steps, 100,000 branches each.** Four fits per 1000-step epoch keep the
 #   model near the policy's newest data; each fit writes $k \cdot 100{,}000$ model rows, against
 #   250 real ones: a ratio of 400 : 1 at $k = 1$.
-# - **$G = 20$ updates per real step.** Plain SAC takes 1. Many updates per real transition are
-#   where the sample efficiency comes from. The paper's argument for affording them: most of
-#   each batch is fresh model data, not the same few real rows over and over (notebook 06
-#   compares with SAC on real data alone).
+# - **$G = 20$ updates per real step.** Plain SAC takes 1. The paper's argument: many updates
+#   per real transition are where the sample efficiency comes from, and the model makes them
+#   affordable, because most of each batch is fresh model data, not the same few real rows over
+#   and over. Notebook 06 puts it to the test with the control, SAC alone with MBPO's $G$.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The presets, per environment
+# <!-- slide
+# - From the authors' official configuration files
+# - A run: the random warm-up, then epochs of real steps
+# - $k$ in the last epoch of the budget; SAC updates of the whole run
+# -->
 #
 # Everything that differs between tasks, read from `mbpo_lib.PRESETS` (the authors' official
 # configuration files; the comments in `mbpo_lib/config.py` name each source). A run of
@@ -185,10 +222,19 @@ print("Hopper-v5 preset:", library_values, f"| G = {hopper.updates_per_step}",
 # last epoch and how many SAC updates the whole run makes.
 
 # %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
+def budget_epochs(c: mbpo_lib.MBPOConfig) -> int:
+    """Training epochs in the budget: the real steps after the warm-up, per epoch."""
+    return (c.total_steps - c.init_exploration_steps) // c.epoch_length
+
+
+def k_at_end(c: mbpo_lib.MBPOConfig) -> int:
+    """The rollout length k of the budget's last epoch (epochs count from 0)."""
+    return mbpo_lib.rollout_schedule(budget_epochs(c) - 1, c.rollout_schedule)
+
+
 def preset_row(env_id: str, c: mbpo_lib.MBPOConfig) -> str:
     spec = mbpo_lib.SUPPORTED_ENVS[env_id]
-    epochs = (c.total_steps - c.init_exploration_steps) // c.epoch_length
-    k_last = mbpo_lib.rollout_schedule(epochs - 1, c.rollout_schedule)
+    epochs, k_last = budget_epochs(c), k_at_end(c)
     updates = c.updates_per_step * (c.total_steps - c.init_exploration_steps)
     cells = [env_id, f"{spec.obs_dim}/{spec.act_dim}", c.updates_per_step, list(c.rollout_schedule), epochs,
              k_last, f"{c.sac.target_entropy:g}", c.epoch_length, f"{c.init_exploration_steps:,}",
@@ -203,9 +249,19 @@ header = ("| env | obs/act | G | schedule [e0, e1, k0, k1] | epochs | k at the e
 display(Markdown(header + "\n".join(preset_row(env, c) for env, c in mbpo_lib.PRESETS.items())))
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# - Hopper's budget of 125,000 steps is 5,000 random steps and 120 epochs; its $k$ climbs to 11
-#   by the last one (the official logs do not count the warm-up and run 125 epochs, ending at
-#   12). Walker2d, HalfCheetah and the pendulums keep $k = 1$.
+# <!-- slide
+# - Hopper: 5,000 random steps + 120 epochs; $k$ reaches 11, not 15
+# - Walker2d, HalfCheetah, pendulums: $k = 1$ throughout
+# - SAC updates: 2.4 million for Hopper, almost 16 million for HalfCheetah
+# - Humanoid: the largest model buffer
+# -->
+#
+# - Hopper's budget of 125,000 steps is 5,000 random steps and 120 epochs (0 to 119). Its
+#   schedule $[e_0, e_1, k_0, k_1] = [20, 150, 1, 15]$ gives the last epoch
+#   $k = \lfloor 1 + \tfrac{119 - 20}{150 - 20}(15 - 1) \rfloor = \lfloor 11.66 \rfloor = 11$:
+#   the 15 would come at epoch 150, beyond the budget. (The official logs do not count the
+#   warm-up and run 125 epochs, ending at 12.) Walker2d, HalfCheetah and the pendulums keep
+#   $k = 1$.
 # - $G$ times the training steps: 2.4 million SAC updates for Hopper, almost 16 million for
 #   HalfCheetah. In our runs the updates, not the environment, take most of the time
 #   (measured below).
@@ -214,6 +270,17 @@ display(Markdown(header + "\n".join(preset_row(env, c) for env, c in mbpo_lib.PR
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The termination function: the model does not learn `done`
+# <!-- slide
+# - The ensemble predicts $(r, \Delta s)$, no `done`
+# - A known rule on the predicted state: Hopper-v5's
+#
+# $$
+# d(\hat s') = \neg\Big[\ \hat s'_0 > 0.7\ \ \wedge\ \ |\hat s'_1| < 0.2\ \ \wedge\ \
+# \lvert\hat s'_i\rvert < 100\ \ \forall i \ge 1\ \Big]
+# $$
+#
+# - It stops the bootstrap, $y = r + \gamma (1 - d) V(\hat s')$, and the branch
+# -->
 #
 # The ensemble predicts $(r, \Delta s)$, nothing else. A real environment also says whether
 # the episode ended; in a model rollout a **known rule on the predicted next state** has to
@@ -221,7 +288,7 @@ display(Markdown(header + "\n".join(preset_row(env, c) for env, c in mbpo_lib.PR
 #
 # $$
 # d(\hat s') = \neg\Big[\ \hat s'_0 > 0.7\ \ \wedge\ \ |\hat s'_1| < 0.2\ \ \wedge\ \
-# |\hat s'_i| < 100\ \ \forall i \ge 1\ \Big]
+# \lvert\hat s'_i\rvert < 100\ \ \forall i \ge 1\ \Big]
 # $$
 #
 # (height, torso angle, and every angle and velocity in range). The flag does two jobs: the
@@ -241,8 +308,11 @@ print(f"the model's outputs per row: {hopper_model.network.out_dim} = 1 reward +
 print(mbpo_lib.termination_fn("Hopper-v5"))
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
+# <!-- slide
+# - Checked on 2,000 random real steps: by hand, library and environment agree
+# -->
 # Checked on real transitions: random actions make the hopper fall within a few dozen steps,
-# so a few thousand steps give hundreds of terminations. The rule by hand, the library's
+# so 2,000 random steps give dozens of terminations. The rule by hand, the library's
 # rule and the environment's own `terminated` must agree on every one.
 
 # %% slideshow={"slide_type": "fragment"}
@@ -261,6 +331,10 @@ assert torch.equal(mbpo_lib.termination_fn("Hopper-v5")(s, a, s_next), env_done)
 print(f"{len(rows)} real transitions, {int(env_done.sum())} terminations: by hand == library == env")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - Every supported task's rule
+# - A wrong rule is a quiet bug
+# -->
 # The rules of every supported task. Walker2d, Ant and Humanoid check the height (and
 # Walker2d the angle), HalfCheetah never ends, the pendulums end when the pole tips over. A
 # wrong rule is a quiet bug: the official code's Hopper check never tested the lower bound
@@ -272,6 +346,18 @@ for env_id, rule in mbpo_lib.TERMINATION_RULES.items():
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Branched rollouts
+# <!-- slide
+# - $M$ start states from $\mathcal D_{\text{env}}$; each live branch, per model step $j < k$:
+#
+# $$
+# a_j \sim \pi(\cdot \mid \hat s_j), \quad m \sim \mathcal U(\text{elites}), \quad
+# (\hat r_j, \hat s_{j+1}) \sim \mathcal N\big(\mu_m, \Sigma_m\big), \quad
+# d_j = \operatorname{done}(\hat s_{j+1})
+# $$
+#
+# - Every row written, a terminating one with $d = 1$; only $d_j = 0$ goes on
+# - At most $kM$ rows; mean rollout length $\sum_j n_j / M$
+# -->
 #
 # A rollout branches off real states: $s_0^{(i)} \sim \mathcal D_{\text{env}}$ for
 # $i = 1, \dots, M$. At model step $j = 0, \dots, k - 1$, every branch still alive takes
@@ -290,20 +376,37 @@ for env_id, rule in mbpo_lib.TERMINATION_RULES.items():
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## How big the model buffer gets
+# <!-- slide
+# - The rollouts of the last `retain_epochs` epochs, nothing older
+#
+# $$
+# \lvert\mathcal D_{\text{model}}\rvert = \text{retain} \cdot k \cdot M_\mathrm{roll}
+#   \cdot \frac{L_{\text{epoch}}}{f}
+# \qquad \text{Hopper: } 1 \cdot 11 \cdot 100{,}000 \cdot \frac{1000}{250} = 4{,}400{,}000
+# $$
+#
+# - At $k = 1$: 400,000 rows; $k = 11$ at the end of the 125,000 steps
+# - 105 bytes a row: about 441 MiB
+# -->
 #
 # $\mathcal D_{\text{model}}$ keeps the rollouts of the last `retain_epochs` epochs and nothing
 # older (older rows came from an older model and policy). An epoch has
 # $L_{\text{epoch}} / f$ fits, each writes at most $k M_\mathrm{roll}$ rows, so the official code sizes it
 #
 # $$
-# |\mathcal D_{\text{model}}| = \text{retain} \cdot k \cdot M_\mathrm{roll} \cdot \frac{L_{\text{epoch}}}{f}
+# \lvert\mathcal D_{\text{model}}\rvert = \text{retain} \cdot k \cdot M_\mathrm{roll}
+#   \cdot \frac{L_{\text{epoch}}}{f}
 # \qquad \text{Hopper: } 1 \cdot 1 \cdot 100{,}000 \cdot \frac{1000}{250} = 400{,}000
-# \text{ rows at } k = 1,\ \ 6{,}000{,}000 \text{ at } k = 15 .
+# \text{ rows at } k = 1 .
 # $$
 #
-# When $k$ grows the buffer grows and keeps its rows (`ReplayBuffer.resize`). A row holds
-# $s, a, r, s'$ in float32 and $d$ as one byte: $(2 \cdot 11 + 3 + 1) \cdot 4 + 1 = 105$ bytes
-# for Hopper.
+# When $k$ grows the buffer grows and keeps its rows (`ReplayBuffer.resize`). Hopper's $k$
+# reaches 11 in the last epoch of its 125,000-step budget (above), so its buffer ends at
+# $1 \cdot 11 \cdot 100{,}000 \cdot 4 = 4{,}400{,}000$ rows; the schedule's $k = 15$ (6,000,000
+# rows) would need 25 more epochs. A row holds $s, a, r, s'$ in float32 and $d$ as one byte:
+# $(2 \cdot 11 + 3 + 1) \cdot 4 + 1 = 105$ bytes for Hopper, so $4{,}400{,}000 \cdot 105$ bytes
+# $\approx 441$ MiB. The table gives every preset's buffer at its first $k$ and at the $k$ of
+# its budget's last epoch.
 
 # %% slideshow={"slide_type": "subslide"}
 def capacity_by_hand(c: mbpo_lib.MBPOConfig, k: int) -> int:
@@ -315,20 +418,32 @@ def mib(env_id: str, rows: int, dtype: torch.dtype) -> float:
     return rows * mbpo_lib.ReplayBuffer(1, spec.obs_dim, spec.act_dim, dtype=dtype).nbytes / 2**20
 
 
+assert k_at_end(hopper) == 11                   # the last of Hopper's 120 epochs
 assert capacity_by_hand(hopper, 1) == mbpo_lib.model_buffer_capacity(hopper, 1) == 400_000
-assert capacity_by_hand(hopper, 15) == mbpo_lib.model_buffer_capacity(hopper, 15) == 6_000_000
-lines = ["| env | rows at k0 | rows at k1 | float32 at k1 | bfloat16 at k1 |", "|---|---|---|---|---|"]
+assert capacity_by_hand(hopper, 11) == mbpo_lib.model_buffer_capacity(hopper, 11) == 4_400_000
+print(f"Hopper-v5 at k = 11: {capacity_by_hand(hopper, 11):,} rows, "
+      f"{mib('Hopper-v5', 4_400_000, torch.float32):.1f} MiB in float32")
+
+# %% slideshow={"slide_type": "subslide"} tags=["hide-input"]
+lines = ["| env | k: first → end of budget | rows at the first k | rows at the end | float32 | bfloat16 |",
+         "|---|---|---|---|---|---|"]
 for env_id, c in mbpo_lib.PRESETS.items():
-    k0, k1 = c.rollout_schedule.min_k, c.rollout_schedule.max_k
-    rows_k1 = mbpo_lib.model_buffer_capacity(c, k1)
-    lines.append(f"| {env_id} | {mbpo_lib.model_buffer_capacity(c, k0):,} | {rows_k1:,} "
-                 f"| {mib(env_id, rows_k1, torch.float32):,.0f} MiB "
-                 f"| {mib(env_id, rows_k1, torch.bfloat16):,.0f} MiB |")
+    k0, k_end = c.rollout_schedule.min_k, k_at_end(c)
+    rows_end = mbpo_lib.model_buffer_capacity(c, k_end)
+    lines.append(f"| {env_id} | {k0} → {k_end} | {mbpo_lib.model_buffer_capacity(c, k0):,} | {rows_end:,} "
+                 f"| {mib(env_id, rows_end, torch.float32):,.0f} MiB "
+                 f"| {mib(env_id, rows_end, torch.bfloat16):,.0f} MiB |")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# - Hopper's 6 million rows take about 600 MiB; Humanoid's 12.5 million rows (5 epochs kept,
-#   $k$ up to 25) about 5 GiB, on the GPU, next to the networks.
+# <!-- slide
+# - Humanoid: 12 million rows, about 4.8 GiB, next to the networks
+# - `model_buffer_dtype="bfloat16"`: half the bytes, 8 significant bits
+# - float32 is the default; compare a run with each
+# -->
+#
+# - Hopper's 4.4 million rows take about 441 MiB; Humanoid's 12 million rows (5 epochs kept,
+#   $k = 24$ by the end of its budget) 4,955 MiB, about 4.8 GiB, on the GPU, next to the networks.
 # - `model_buffer_dtype="bfloat16"` stores the rows in half the bytes (sampling still returns
 #   float32). The price is precision: bfloat16 keeps 8 significant bits, a relative rounding
 #   error of up to $2^{-8} \approx 0.4\,\%$ per stored number. The paper stored float32, the
@@ -347,6 +462,15 @@ print(f"{bf16}: {buffer_bf16.nbytes / len(x):.0f} bytes a row instead of {float3
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 12 real rows of 256, and $G$ updates per step
+# <!-- slide
+# $$
+# n_{\text{real}} = \lfloor 256 \cdot 0.05 \rfloor = \lfloor 12.8 \rfloor = 12, \qquad
+# n_{\text{model}} = 244
+# $$
+#
+# - Before the first rollout the whole batch is real
+# - Counted with marked rows: reward 1 real, 0 model
+# -->
 #
 # Each SAC batch takes $n_{\text{real}} = \lfloor 256 \cdot 0.05 \rfloor = \lfloor 12.8 \rfloor
 # = 12$ rows from $\mathcal D_{\text{env}}$ and $244$ from $\mathcal D_{\text{model}}$
@@ -383,6 +507,12 @@ except ValueError as error:
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The loop by hand
+# <!-- slide
+# - Public pieces only: `make_env`, `ReplayBuffer`, `DynamicsModel.fit`, `branched_rollout`,
+#   `sample_mixed`, `SAC.update`
+# - The seeds of `MBPO`
+# - Hopper-v5's preset, shrunk: 3 members, 256 branches, $k$ = 1, 2, 3
+# -->
 #
 # Now the loop itself, assembled from the public pieces: `make_env`, `ReplayBuffer`,
 # `DynamicsModel.fit`, `rollout_schedule`, `model_buffer_capacity`, `branched_rollout` with the
@@ -448,7 +578,6 @@ def real_step(run: SimpleNamespace) -> None:
 
 
 # %% slideshow={"slide_type": "subslide"}
-torch.set_num_threads(1)   # small networks: one thread is fastest
 check_config = mbpo_lib.preset("Hopper-v5").smoke()
 HAND_STEPS = 350           # 100 random steps, then 5 fits (k = 1, 1, 2, 2, 3) and 500 SAC updates
 run = build(check_config)
@@ -462,6 +591,10 @@ for fit in run.fits:
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The same steps with `mbpo_lib.MBPO`
+# <!-- slide
+# - The same config, the same 350 steps
+# - On the CPU: **exact** equality of every parameter, buffer row and generator state
+# -->
 #
 # The trainer with the same config runs the same 350 steps (it also evaluates the policy at
 # the end of each epoch, which draws no random numbers from the run's generators). On the CPU
@@ -498,10 +631,22 @@ print(f"identical: {len(pairs)} tensors, k = {lib.k}, elites {lib.model.elites},
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### One rollout, step by step
+# <!-- slide
+# - Act, step the model, ask the rule, write, keep the live rows
+# - Checked against `branched_rollout`: $k = 10$, 2,000 branches
+# - The model and policy of a Hopper-v5 run at its first fit
+# -->
 #
 # The rollout inside the loop, written out too: act, step the model, ask the termination
-# function, write, keep the live rows. We run it from the trained pieces with $k = 10$ and
-# check it against `branched_rollout` from the same generator state.
+# function, write, keep the live rows. We run it with $k = 10$ from 2,000 real start states
+# and check it against `branched_rollout` from the same generator state.
+#
+# The model is the one a Hopper-v5 run has at its first fit: the preset's ensemble (7 members
+# of 4 × 200 units, 5 elites) fitted on the 5,000 random warm-up steps, with the policy of that
+# moment. `train(steps=5_001)` runs the warm-up, the fit, the first rollout ($k = 1$) and one
+# real step with its $G = 20$ SAC updates: the policy has had only those 20.
+# In FAST mode the smoke config stands in: 3 members of 32 units, fitted for at most 5 epochs on
+# 100 random steps.
 
 # %% slideshow={"slide_type": "fragment"}
 def rollout_by_hand(model, agent, start_obs, k, done_fn, g) -> tuple[list[int], torch.Tensor]:
@@ -520,47 +665,75 @@ def rollout_by_hand(model, agent, start_obs, k, done_fn, g) -> tuple[list[int], 
     return alive, torch.cat(written)
 
 
+# %% slideshow={"slide_type": "subslide"}
+first_config = check_config if FAST else mbpo_lib.preset("Hopper-v5")
+first_fit = mbpo_lib.MBPO(first_config, device="cpu")
+start = time.perf_counter()
+first_fit.train(steps=first_config.init_exploration_steps + 1, progress=False)   # warm-up, first fit
+fit_row, rollout_row = first_fit.last_fit, first_fit.last_rollout
+ended, mse = rollout_row["rollout_termination_rate"], fit_row["model_holdout_mse"]
+print(f"{'smoke config' if FAST else 'Hopper-v5 preset'}, first fit: {fit_row['model_fit_epochs']} epochs "
+      f"on {first_config.init_exploration_steps:,} random steps, holdout MSE {mse:.4f}; "
+      f"its rollout (k = {first_fit.k}) ended {ended:.1%} of {first_config.rollout_batch_size:,} branches "
+      f"({time.perf_counter() - start:.0f} s)")
+
 # %% slideshow={"slide_type": "fragment"}
 K_DEMO, N_DEMO = 10, 2_000
-start_obs = lib.real.sample(N_DEMO, torch.Generator().manual_seed(1)).obs
-alive, mine = rollout_by_hand(lib.model, lib.agent, start_obs, K_DEMO, lib.termination,
+start_obs = first_fit.real.sample(N_DEMO, torch.Generator().manual_seed(1)).obs
+alive, mine = rollout_by_hand(first_fit.model, first_fit.agent, start_obs, K_DEMO, first_fit.termination,
                               torch.Generator().manual_seed(2))
 sink = mbpo_lib.ReplayBuffer(K_DEMO * N_DEMO, 11, 3)
-stats = mbpo_lib.branched_rollout(lib.model, lib.agent, start_obs, K_DEMO, lib.termination,
+stats = mbpo_lib.branched_rollout(first_fit.model, first_fit.agent, start_obs, K_DEMO, first_fit.termination,
                                   generator=torch.Generator().manual_seed(2), buffer=sink)
 o, a, r, o_next, d = sink.transitions()
 assert list(stats.rows_per_step) == alive
 assert torch.equal(torch.cat([o, a, r[:, None], o_next, d[:, None]], dim=1), mine)
 print(f"rows alive per step: {alive}; mean length {stats.mean_length:.2f}, "
-      f"terminated within {K_DEMO}: {stats.termination_rate:.0%}")
+      f"ended at the first step: {1 - alive[1] / alive[0] if len(alive) > 1 else 1:.0%}, "
+      f"within {K_DEMO}: {stats.termination_rate:.0%}")
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.2, 3.8), layout="constrained")
 left.bar(range(1, len(alive) + 1), alive, color="C0")
-left.set(xlabel="model step $j$ of the rollout", ylabel="branches alive", yscale="log",
-         title=f"{N_DEMO:,} branches, $k = {K_DEMO}$: the tiny smoke model")
+left.set(xlabel="model step $j$", ylabel="branches alive", yscale="log", ylim=(0.8, 1.5 * N_DEMO),
+         title="the smoke model" if FAST else "Hopper-v5, first fit")
 steps_at_fit = [fit["t"] for fit in run.fits]
 right.step(steps_at_fit, [fit["capacity"] for fit in run.fits], where="post", color="0.4", label="capacity")
 right.plot(steps_at_fit, [fit["buffer_rows"] for fit in run.fits], "o-", color="C1", label="rows held")
 for fit in run.fits:
     right.annotate(f"k={fit['k']}", (fit["t"], fit["capacity"]), textcoords="offset points", xytext=(0, 6))
-right.set(xlabel="real step of the fit", ylabel="rows in $\\mathcal{D}_{model}$", ylim=(0, None),
-          title="The model buffer after each fit")
-right.legend()
+right.set(xlabel="real step of the fit", ylabel="rows in $\\mathcal{D}_{model}$",
+          ylim=(0, 1.2 * max(fit["capacity"] for fit in run.fits)), title="Model buffer, 350-step run")
+right.legend(loc="lower right")
 mbpo_lib.save_figure(fig, "05_branched_rollouts")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# - **Left:** this smoke model has seen 350 random steps of a falling hopper and trained for 5
-#   epochs, so it predicts many falls and most branches end at the first step. A useful model
-#   and a policy that stays upright end far fewer: the metrics column
-#   `rollout_termination_rate` tracks it in a real run.
-# - **Right:** the capacity follows $k$ (two fits per 100-step epoch: $2 \cdot k \cdot 256$
-#   rows). The buffer is not full because terminated branches write fewer than $k \cdot 256$
-#   rows; growing it keeps every row it held.
+# <!-- slide
+# - **Left:** how many of 2,000 branches a $k = 10$ rollout keeps, step by step
+# - **Right:** the capacity follows $k$: $2 \cdot k \cdot 256$ rows
+# -->
+# - **Left:** the branches alive at each model step of the $k = 10$ rollout above (log scale;
+#   the cell above prints the counts). In full mode the model is the Hopper-v5 run's at its
+#   first fit, the model MBPO's first Hopper rollout uses; the policy has barely trained, so the
+#   bars are the model's forecast of how long a nearly random hopper stays upright. In a whole
+#   run the metrics column `rollout_termination_rate` follows the same share at the run's own
+#   $k$. A yardstick for the first bar: 4.5 % of real random steps end an episode (the
+#   termination check above counted 89 in 2,000). In FAST mode the smoke model stands in, and
+#   it ends most branches at the first step: that says more about its 5 fit epochs on 100 steps
+#   than about Hopper.
+# - **Right:** the model buffer of the 350-step check run above: its capacity follows $k$ (two
+#   fits per 100-step epoch: $2 \cdot k \cdot 256$ rows). The buffer is not full because
+#   terminated branches write fewer than $k \cdot 256$ rows; growing it keeps every row it held.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The experiment: InvertedPendulum-v5 to 1000
+# <!-- slide
+# - Reward 1 for every step the pole stays up; at most 1000
+# - 500 random steps, then epochs of 250: one fit, $k = 1$, $G = 10$
+# - 10 deterministic evaluation episodes per epoch
+# - 5,000 steps on a CPU; the paper's runs reach 1000 from about 3,000
+# -->
 #
 # InvertedPendulum-v5 gives reward 1 for every step the pole stays up, at most 1000 per
 # episode. Its preset: 500 random steps, epochs of 250 steps, one fit per epoch, $k = 1$,
@@ -576,6 +749,11 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Filming the agent
+# <!-- slide
+# - One episode of the deterministic policy, $\tanh(\mu)$, every frame
+# - Before training, after the first epoch, at the first return of 1000
+# - The same start state each time; the run itself unchanged
+# -->
 #
 # Curves hide what the policy does. `mbpo_lib.render_episode` plays one episode of the
 # deterministic policy (the action $\tanh(\mu)$) and draws every frame, with the running return
@@ -623,6 +801,10 @@ print(f"{ip_trainer.env_steps:,} real steps in {ip_wall / 60:.1f} min on the CPU
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What a run writes, and the checks it must pass
+# <!-- slide
+# - One row per epoch: returns, fit, rollout, buffers, SAC, seconds per phase
+# - Checked: steps, rows, $k$, buffer sizes, fits and updates per epoch
+# -->
 #
 # `metrics.csv` has one row per epoch: returns, the model fit (holdout MSE, epochs, elites),
 # the rollout ($k$, transitions, mean length, termination rate), both buffers, SAC's losses,
@@ -649,12 +831,28 @@ print("structure checked: steps, rows, k, buffer sizes, fits and updates per epo
 # %% slideshow={"slide_type": "subslide"}
 best = max(row["eval_return"] for row in ip_rows)
 first_1000 = next((row["env_steps"] for row in ip_rows if row["eval_return"] >= 1000), None)
-print(f"best evaluation return {best:.1f}; first 1000 at step {first_1000}")
+held = first_1000 is not None and all(row["eval_return"] >= 1000 for row in ip_rows
+                                      if row["env_steps"] >= first_1000)
+print(f"best evaluation return {best:.1f}; first 1000 at step {first_1000}; held to the end: {held}")
 if not FAST:
     assert first_1000 is not None, f"InvertedPendulum-v5 did not reach 1000 in {c.total_steps:,} steps"
+# an epoch's row reports its last fit, made model_train_freq steps before the row's step
+fit_at = ip_rows[0]["env_steps"] - c.model_train_freq
+which = "the first fit" if fit_at == c.init_exploration_steps else f"the fit at step {fit_at}"
+after_1000 = [row["model_holdout_mse"] for row in ip_rows if row["env_steps"] > 1_000]
+print(f"model holdout MSE: {ip_rows[0]['model_holdout_mse']:.3f} after {which} (step {fit_at}: "
+      f"{fit_at} real transitions, the first {c.init_exploration_steps} random)"
+      + (f", {ip_rows[1]['model_holdout_mse']:.3f} after the second" if len(ip_rows) > 1 else "")
+      + (f", from {min(after_1000):.3f} to {max(after_1000):.3f} after the fits from step 1,000 on"
+         if after_1000 else ""))
+print(f"branches ended in their single step: {ip_rows[0]['rollout_termination_rate']:.0%} at the first fit, "
+      f"{ip_rows[-1]['rollout_termination_rate']:.0%} at the last")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The agent, three times
+# <!-- slide
+# - Before training, after one epoch, at the first return of 1000
+# -->
 #
 # The three filmed episodes, each with its return (FAST mode: the smoke run never reaches 1000,
 # so only the first two are there). The clips are embedded in the notebook as data, so a saved
@@ -669,12 +867,18 @@ display(mbpo_lib.clip_html([clips[name] for name in shown], captions=shown))
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Hopper-v5, when there is a GPU
+# <!-- slide
+# - The preset for 20,000 steps: 5,000 random, then 15 epochs
+# - $k$ stays 1 until epoch 20: MBPO's early phase
+# - Skipped without a GPU; the whole run from the command line
+# -->
 #
-# Hopper is where MBPO's long rollouts and its model buffer of millions of rows come in; it
-# needs a GPU. We run the preset for **20,000 real steps** (5,000 random, then 15 epochs),
-# a budget that fits a notebook session, not the paper's 125,000; $k$ stays 1 until epoch 20,
-# so this run is MBPO's early phase; at its end the cell films one episode of the agent.
-# Without a GPU, or in FAST mode, the cell only says so.
+# Hopper is where MBPO's long rollouts and its model buffer of millions of rows come in. We
+# run the preset for **20,000 real steps** (5,000 random, then 15 epochs), a budget that fits a
+# notebook session, not the paper's 125,000; $k$ stays 1 until epoch 20, so this run is MBPO's
+# early phase; at its end the cell films one episode of the agent. It runs only on a GPU: on a
+# laptop CPU its 15,000 training steps would take about 84 minutes at the 0.335 s per training
+# step measured below. Without a GPU, or in FAST mode, the cell only says so.
 # For the whole run use the command line (end of the notebook).
 
 # %% slideshow={"slide_type": "subslide"}
@@ -693,41 +897,41 @@ if torch.cuda.is_available() and not FAST:
     print(f"filmed Hopper-v5 episode: {hopper_clip.steps} steps, return {hopper_clip.episode_return:.1f}")
     display(mbpo_lib.clip_html(hopper_clip))
 else:
-    print("Hopper-v5 run skipped:", "FAST mode" if FAST else "no GPU (Runtime → Change runtime type → GPU)")
+    print("Hopper-v5 run skipped:", "small budgets" if torch.cuda.is_available()
+          else "no GPU (Runtime → Change runtime type → GPU)")
 
 # %% slideshow={"slide_type": "subslide"}
 def plot_return(ax, rows: list[dict], title: str, config: mbpo_lib.MBPOConfig) -> None:
     steps = np.array([row["env_steps"] for row in rows])
     mean = np.array([row["eval_return"] for row in rows])
     std = np.array([row["eval_return_std"] for row in rows])
-    ax.axvspan(0, config.init_exploration_steps, color="0.9", label="random warm-up")
+    ax.axvspan(0, config.init_exploration_steps, color="0.9", label="warm-up")
     ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
-    episodes = f"{config.eval_episodes} episode" + ("s" if config.eval_episodes > 1 else "")
-    ax.plot(steps, mean, "o-", ms=4, label=f"evaluation (mean ± std of {episodes})")
-    ax.plot(steps, [row["train_return"] for row in rows], "x", color="C1", label="training episodes")
-    ax.set(xlabel="real steps (warm-up included)", ylabel="return", title=title, xlim=(0, config.total_steps))
+    ax.plot(steps, mean, "o-", ms=4, label="evaluation")      # mean ± std of config.eval_episodes
+    ax.plot(steps, [row["train_return"] for row in rows], "x", color="C1", label="training")
+    ax.set(xlabel="real steps", ylabel="return", title=title, xlim=(0, config.total_steps))
 
 
 def plot_model(ax, rows: list[dict]) -> None:
     steps = [row["env_steps"] for row in rows]
     ax.semilogy(steps, [row["model_holdout_mse"] for row in rows], "o-", ms=4)
-    ax.set(xlabel="real steps", ylabel="model holdout MSE (elites)", title="The model and its rollouts")
+    ax.set(xlabel="real steps", ylabel="holdout MSE (elites)", title="The model and its rollouts")
     twin = ax.twinx()
     twin.plot(steps, [row["rollout_termination_rate"] for row in rows], "s-", ms=4, color="C2")
-    twin.set(ylabel="share of branches terminated", ylim=(0, 1))
-    ax.legend(handles=[*ax.get_lines(), *twin.get_lines()], labels=["holdout MSE", "branches terminated"])
+    twin.set(ylabel="share of branches ended", ylim=(0, 1))
+    twin.grid(False)
+    ax.legend(handles=[*ax.get_lines(), *twin.get_lines()], labels=["holdout MSE", "branches ended"])
 
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
 panels = 3 if hopper_rows else 2
-fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.3))
-plot_return(axes[0], ip_rows, "InvertedPendulum-v5" + (" (FAST: smoke run)" if FAST else ""), ip_config)
-axes[0].axhline(1000, color="0.3", ls="--", label="maximum: 1000")
-axes[0].legend(fontsize=9, loc="center right")
+fig, axes = plt.subplots(1, panels, figsize=(8.2, 3.8), layout="constrained")
+plot_return(axes[0], ip_rows, "InvertedPendulum-v5" + (", smoke run" if FAST else ""), ip_config)
+axes[0].axhline(1000, color="0.3", ls="--", label="maximum")
+axes[0].legend(loc="center right")
 plot_model(axes[1], ip_rows)
 if hopper_rows:
     plot_return(axes[2], hopper_rows, f"Hopper-v5, {HOPPER_STEPS:,} steps", hopper_config)
-    axes[2].legend(fontsize=9, loc="upper left")
     k_axis = axes[2].twinx()
     k_axis.step([row["env_steps"] for row in hopper_rows], [row["k"] for row in hopper_rows], color="0.3")
     k_axis.set(ylabel="rollout length $k$ (grey)", ylim=(0, None))
@@ -735,29 +939,40 @@ mbpo_lib.save_figure(fig, "05_learning_curve")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **What the full run did** (the committed figure; FAST mode shows a 400-step smoke run
-# instead):
+# <!-- slide
+# - Return 1000 from step 1,750 on; the paper: about 3,000
+# - Three seeds: 1,750, 1,750, 2,000 steps
+# - Holdout MSE 0.076 after the first fit (500 random steps), later 0.003 to 0.017
+# - Branches ended at their step: 77 % → 2 %
+# -->
+# **What the full run did** (the committed figure and the numbers the cells above print in full
+# mode; FAST mode shows a 400-step smoke run instead):
 #
 # - The evaluation return reached **1000 at step 1,750** (the 500 random steps included) and
-#   stayed at 1000 in every evaluation up to 5,000, ahead of the published runs, which get there
-#   from about 3,000. Seeds 0, 1 and 2 of `benchmarks/sample_efficiency.py` (the same preset
-#   and budget, through the command line) reached it at 1,750, 1,750 and 2,000 steps; SAC alone
-#   with the same budget never got above 131 (figure `05_invertedpendulum_sample_efficiency`).
-# - The model's holdout MSE fell from 0.076 after the first fit (250 random transitions) to
-#   below 0.01 by step 1,000 and then moved between 0.003 and 0.017; the share of branches that
-#   end in their single step fell from 77 % to 2 % as the policy learned to keep the pole up
-#   (branches now start from real states near upright, which rarely fall within one step).
+#   stayed at 1000 in every evaluation up to 5,000, ahead of the paper's runs, which get there
+#   from about 3,000. This run is seed 0 of `benchmarks/sample_efficiency.py` (the same preset
+#   and budget, through the command line); its seeds 0, 1 and 2 reached 1000 at 1,750, 1,750
+#   and 2,000 steps (`results/sample_efficiency/`). Three seeds say the run is no fluke; how
+#   much of the speed is the model's, and how much the $G = 10$ updates per step, notebook 06
+#   measures with SAC alone at the same $G$.
+# - The model's first fit came at step 500, on the 500 random warm-up transitions; its holdout
+#   MSE was 0.076. After the second fit (step 750) it was 0.009, and after the fits from step
+#   1,000 on it moved between 0.003 and 0.017. The share of branches that end in their single
+#   step fell from 77 % to 2 % as the policy learned to keep the pole up (branches start from
+#   real states, and those are now near upright).
 # - The whole run took about 9 minutes on a laptop CPU.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Where the time goes
+# <!-- slide
+# - Six phases per epoch: environment, model fits, rollouts, SAC updates, evaluation, monitoring
+# - Divided by the real steps: seconds per real step
+# -->
 #
 # Every row holds the seconds of six phases: the environment (acting included), the model
 # fits, the rollouts, the SAC updates, the evaluation, and the model monitoring (the `diag_*`
 # columns that notebook 06 reads: the last fit's model measured on the real steps since).
-# Divided by the real steps they give seconds per real step, the number to compare with the
-# public PyTorch ports of MBPO: about **0.5 s per step** for Hopper on one consumer GPU
-# (125,000 steps in 13 to 17 hours), and about 0.013 s for a JAX reimplementation.
+# Divided by the real steps they give seconds per real step, per epoch and for a whole run.
 
 # %% slideshow={"slide_type": "subslide"}
 PHASES = ("env", "model", "rollout", "sac", "eval", "monitor")
@@ -776,14 +991,14 @@ def stacked(ax, labels: list[str], per_phase: list[dict[str, float]], width: flo
 
 
 # %% slideshow={"slide_type": "fragment"}
-runs = {f"InvertedPendulum-v5\n({'smoke' if FAST else '5,000 steps'}, CPU)": ip_rows}
+runs = {f"InvertedPendulum-v5 ({'smoke run' if FAST else '5,000 steps'}, CPU)": ip_rows}
 if hopper_rows:
-    runs[f"Hopper-v5\n({HOPPER_STEPS:,} steps, {device})"] = hopper_rows
+    runs[f"Hopper-v5 ({HOPPER_STEPS:,} steps, {device})"] = hopper_rows
 for name, rows in runs.items():
     per_step = seconds_per_step(rows, rows[-1]["env_steps"])
     per_update = sum(row["seconds_sac"] for row in rows) / sum(row["sac_updates"] for row in rows)
     phases = ", ".join(f"{phase} {seconds:.4f}" for phase, seconds in per_step.items())
-    print(f"{name.replace(chr(10), ' ')}: {sum(per_step.values()):.3f} s per real step ({phases}); "
+    print(f"{name}: {sum(per_step.values()):.3f} s per real step ({phases}); "
           f"{1000 * per_update:.1f} ms per SAC update")
 ip_update = sum(row["seconds_sac"] for row in ip_rows) / sum(row["sac_updates"] for row in ip_rows)
 hopper_updates = hopper.updates_per_step * (hopper.total_steps - hopper.init_exploration_steps)
@@ -791,38 +1006,96 @@ print(f"Hopper's {hopper_updates / 1e6:.1f}M SAC updates alone at {1000 * ip_upd
       f"{hopper_updates * ip_update / 3600:.0f} h, {hopper.updates_per_step * ip_update:.2f} s per real step")
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [2, 1]})
+fig, ax = plt.subplots(figsize=(8.2, 4.0), layout="constrained")
 ends = [row["env_steps"] for row in ip_rows]
 epoch_steps = np.diff([0, *ends])                                     # the first epoch holds the warm-up
 per_epoch = [seconds_per_step([row], steps) for row, steps in zip(ip_rows, epoch_steps, strict=True)]
-stacked(left, [f"{end:,}" for end in ends], per_epoch, 0.8)
-left.set(xlabel="epoch ending at real step", ylabel="seconds per real step",
-         title="InvertedPendulum-v5, CPU: each epoch")
-left.tick_params(axis="x", labelrotation=60, labelsize=8)
-left.legend(fontsize=9)
-stacked(right, list(runs), [seconds_per_step(rows, rows[-1]["env_steps"]) for rows in runs.values()], 0.5)
-right.axhline(0.5, color="0.3", ls="--", label="public PyTorch ports,\nHopper, GPU: ≈ 0.5 s")
-right.axhline(0.013, color="0.3", ls=":", label="JAX reimplementation:\n≈ 0.013 s")
-right.set(ylabel="seconds per real step", title="Whole runs")
-right.legend(handles=right.get_lines(), fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+stacked(ax, [f"{end:,}" for end in ends], per_epoch, 0.8)
+ax.set(xlabel="epoch ending at real step", ylabel="seconds per real step",
+       title="InvertedPendulum-v5" + (", smoke run" if FAST else "") + ": each epoch, on a CPU")
+ax.tick_params(axis="x", labelrotation=60)
+fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper")
 mbpo_lib.save_figure(fig, "05_time_per_phase")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# - **InvertedPendulum-v5, a laptop CPU** (the run above): 0.109 s per real step, of which
-#   SAC's $G = 10$ updates take 0.089 s (82 %, 9.9 ms an update), the model fits 0.013 s, the
-#   rollouts 0.004 s, the environment 0.0006 s and the monitoring 0.0001 s.
-# - **Hopper-v5, same CPU** (the committed run of notebook 06: 10,000 real steps, the last 5,000
-#   with $G = 20$): 0.168 s per real step over the whole run, **0.335 s per training step**:
-#   SAC 0.216 s (10.8 ms an update), model fits 0.114 s (the first fit on the 5,000 random
-#   transitions alone ran 92 epochs), rollouts 0.004 s ($k = 1$), environment 0.001 s.
-# - So a CPU already beats the ≈ 0.5 s per step the public PyTorch ports report on a GPU,
-#   because every piece is batched and stays on one device; but SAC's 2.4 million Hopper
-#   updates would still take about 7 hours here. Our GPU timing is still to be measured (no
-#   GPU was available for these runs); the Hopper cell above prints it when one is.
+# <!-- slide
+# - InvertedPendulum-v5, laptop CPU: 0.109 s per real step; SAC's updates 82 %
+# - Hopper-v5, $G = 20$: 0.335 s per training step; SAC 0.216 s, model fits 0.114 s
+# - 2.4 million Hopper updates: about 7 hours here
+# - On a GPU: not measured yet
+# -->
+#
+# - **InvertedPendulum-v5, a laptop CPU** (the run above, full mode): 0.109 s per real step, of
+#   which SAC's $G = 10$ updates take 0.089 s (82 %, 9.9 ms an update), the model fits 0.013 s,
+#   the rollouts 0.004 s, the environment 0.0006 s and the monitoring 0.0001 s.
+# - **Hopper-v5, the same CPU** (the run notebook 06 reads,
+#   `results/hopper_cpu/Hopper-v5_mbpo_seed0.csv`: 10,000 real steps, the last 5,000 with
+#   $G = 20$): 0.168 s per real step over the whole run, **0.335 s per training step**: SAC
+#   0.216 s (10.8 ms an update), model fits 0.114 s, rollouts 0.004 s ($k = 1$), environment
+#   0.001 s. The fits cost most in the first training epoch: its four fits took 252 s, the 16
+#   fits of the next four epochs 316 s together. (An epoch's row reports only its last fit:
+#   the first epoch's, at step 5,750, ran 92 epochs.)
+# - The SAC updates take most of the time: at the 9.9 ms an update measured above, Hopper's 2.4
+#   million updates alone would take about 7 hours on this CPU. How long they take on a GPU is
+#   not measured yet; the Hopper-v5 cell prints its time when it runs on one.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## What keeps the loop on a GPU
+# <!-- slide
+# - **One device**: both buffers, the ensemble, SAC, the generator
+# - **No waiting in the update loop**: metrics summed on the device
+# - `torch.compile`, CUDA graphs: opt-in for SAC, `fast_sac=True`
+# - Colab: Runtime → Change runtime type → GPU
+# - GPU timings: not measured yet
+# -->
+#
+# - **One device.** `MBPO(config, device="cuda")` puts the ensemble, SAC, the real buffer, the
+#   model buffer and the generator that draws start states, rollouts and batches on the GPU. A
+#   fit trains on the real buffer's tensors where they are, a rollout's 100,000 rows never
+#   leave the device, and `sample_mixed` draws its indices there. Only the environment runs on
+#   the host: per real step the observation goes to the device, the action comes back, and the
+#   new transition is stored on the device.
+# - **No host synchronisation inside the update loop.** Reading a GPU value on the host
+#   (`.item()`, `float(x)`, `.tolist()`, printing it) makes the host wait until the GPU has
+#   finished everything queued before. `SAC.update` returns its metrics as Python floats, one
+#   such wait per update; the loop calls `SAC.update_on_device` instead, which returns them as
+#   a tensor on the device. The trainer adds the $G$ tensors up there and reads the sum once per
+#   real step, when the next action comes to the host anyway, to stop a diverged run. A
+#   rollout waits once per model step (how many branches go on) and once at its end; a fit, a
+#   few times per epoch (its holdout error decides when to stop).
+# - **`torch.compile` and CUDA graphs: opt-in, for SAC only.** `MBPO(config, device="cuda",
+#   fast_sac=True)` compiles SAC's losses with `torch.compile` and records the whole update
+#   (losses, backward pass, Adam step, Polyak step) as one CUDA graph that each update replays;
+#   the batch and the noise still come from outside the graph. It is off by default (the eager
+#   update is the reference) and ignored on the CPU. The model's fit and rollouts are not
+#   compiled.
+# - **Colab.** The notebook's metadata asks for a GPU (`"accelerator": "GPU"`). If the setup
+#   cell prints `device: cpu`, choose *Runtime → Change runtime type → GPU* and run the
+#   notebook again from the top.
+# - **Timings.** How fast the loop runs on a GPU, with or without `fast_sac`, is not measured
+#   yet.
+
+# %% slideshow={"slide_type": "subslide"}
+on_device = mbpo_lib.MBPO(check_config, device=device)   # the GPU when there is one
+on_device.train(steps=check_config.init_exploration_steps + 1, progress=False)
+pieces = {"real buffer": on_device.real.device, "model buffer": on_device.model_buffer.device,
+          "ensemble": on_device.model.device, "actor": next(on_device.agent.actor.parameters()).device,
+          "generator": on_device.generator.device}
+print(", ".join(f"{name} on {where}" for name, where in pieces.items()))
+batch = mbpo_lib.sample_mixed(on_device.real, on_device.model_buffer, check_config.real_ratio,
+                              check_config.sac.batch_size, on_device.generator)
+metrics = on_device.agent.update_on_device(batch)
+assert metrics.device.type == on_device.device.type and not on_device.agent.cuda_graph   # eager default
+print(f"update_on_device: a {list(metrics.shape)} tensor on {metrics.device}, read by nobody yet")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Checkpoints and resuming
+# <!-- slide
+# - `save`: everything needed to continue exactly, written atomically
+# - Every few epochs, at the end, and on Ctrl-C or SIGTERM
+# - Check: saved at step 350, loaded, both finished: identical on the CPU
+# -->
 #
 # `save(path)` writes everything the run needs to continue exactly: networks, normaliser,
 # elites, optimisers, both buffers, the simulator's state, every generator and counter, and the
@@ -846,6 +1119,10 @@ print(f"both at step {lib.env_steps}: identical parameters, {len(resumed.history
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The command line
+# <!-- slide
+# - The same trainer from a shell: `train`, `--resume`, `evaluate`, `--video`
+# - Here: a 150-step smoke run, then an evaluation with a clip
+# -->
 #
 # The same trainer from a shell (`python -m mbpo_lib --help` lists the options):
 #
@@ -860,10 +1137,10 @@ print(f"both at step {lib.env_steps}: identical parameters, {len(resumed.history
 #
 # Here a smoke run of 150 steps, then an evaluation of its checkpoint with a clip:
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "fragment"} tags=["hide-output"]
 cli_dir = RUNS / "cli"
 for args in (["train", "--env", "InvertedPendulum-v5", "--smoke", "--steps", "150", "--run-dir", str(cli_dir),
-              "--threads", "1", "--no-progress"],
+              "--no-progress"],
              ["evaluate", str(cli_dir / "checkpoint.pt"), "--episodes", "3", "--video",
               str(cli_dir / "evaluated.mp4")]):
     done = subprocess.run([sys.executable, "-m", "mbpo_lib", *args], capture_output=True, text=True,
@@ -877,6 +1154,13 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
+# <!-- slide
+# - Per real step: one action, $G$ updates on 12 real + 244 model rows
+# - Every $f$ steps: a fit and a rollout
+# - A termination rule ends branches and the bootstrap
+# - Hopper's model buffer: 4.4 million rows
+# - By hand = `mbpo_lib.MBPO`, bit for bit
+# -->
 #
 # - MBPO's loop, per real step: a model fit and a rollout every 250 steps, one action from the
 #   stochastic policy, $G$ SAC updates on 12 real and 244 model rows. Every real step counts,
@@ -885,16 +1169,22 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 #   state ends branches and stops the critic's bootstrap.
 # - Rollouts branch $k$ steps from 100,000 real states; the model buffer holds
 #   $\text{retain} \cdot k \cdot M_\mathrm{roll} \cdot L_{\text{epoch}}/f$ rows: 400,000 for
-#   Hopper at $k = 1$, 6 million (600 MiB, half in bfloat16) at $k = 15$.
+#   Hopper at $k = 1$, 4.4 million (441 MiB, half that in bfloat16) at $k = 11$, the last epoch
+#   of its 125,000-step budget.
 # - The loop by hand and `mbpo_lib.MBPO` agree bit for bit on the CPU; so does a resumed run.
 # - On a CPU, InvertedPendulum-v5 reaches the maximum return; the SAC updates take most of
-#   the time, which is why Hopper wants a GPU.
+#   the time. On a GPU everything stays on the device and the update loop never waits for it;
+#   how fast that is has not been measured yet.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Exercises
+# <!-- slide
+# 1. Humanoid's model buffer at $k = 25$: rows and MiB
+# 2. Break the check: seed the agent with `c.seed`
+# -->
 #
 # 1. **The model buffer of Humanoid.** With `mbpo_lib.PRESETS["Humanoid-v5"]`, compute its
-#    model buffer at $k = 25$ in rows and MiB, in float32 and bfloat16.
+#    model buffer at $k = 25$, its schedule's maximum, in rows and MiB, in float32 and bfloat16.
 #
 # <details><summary>Solution</summary>
 #
@@ -915,6 +1205,10 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 # </details>
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# 3. $G = 5$ on InvertedPendulum-v5: when does it reach 1000, at what cost?
+# 4. SAC alone in the same loop: which columns say so?
+# -->
 # 3. **Fewer updates per step.** Run the full InvertedPendulum-v5 experiment with
 #    `updates_per_step=5`. *Report the first step at which the evaluation return reaches 1000
 #    (or that it does not within 5,000 steps) and the SAC seconds per real step, and compare
@@ -941,6 +1235,10 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Code exercises, checked
+# <!-- slide
+# - Fill in each ✏️ cell, run it, then its check cell
+# - **A.** `my_sample_mixed`: the mixed batch, without `sample_mixed`
+# -->
 #
 # Fill in each cell marked **✏️ YOUR ANSWER**, run it, then run the check cell below it. The
 # checker says what is right or wrong (sizes, values against `mbpo_lib`, a hint); it never
@@ -961,6 +1259,9 @@ def my_sample_mixed(real, model, real_ratio: float, batch_size: int, generator) 
 mbpo_lib.exercises.check_mixed_batch(my_sample_mixed)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# <!-- slide
+# - **B.** `my_rollout_step`: one step of a branched rollout
+# -->
 # **B. One step of a branched rollout.** Write `my_rollout_step(model, policy, obs, done_fn,
 # generator)`: act with `policy(obs, generator)`, predict with `model.step(obs, act,
 # generator=generator)`, end branches with `done_fn(obs, act, next_obs)`. Return
@@ -985,6 +1286,10 @@ mbpo_lib.exercises.check_rollout_step(my_rollout_step)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Solutions
+# <!-- slide
+# - Try the exercises first
+# - The reference solutions run through the same checkers
+# -->
 #
 # Try the exercises first. The code cells below are collapsed in JupyterLab: they hold the
 # reference solutions and run them through the same checkers (this is how CI tests them).

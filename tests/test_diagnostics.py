@@ -362,6 +362,30 @@ def test_plot_predictions_draws_one_panel_per_dimension_and_refuses_two_episodes
         plot_predictions(model, (torch.cat([obs, next_obs[-1:]]), act), dims=[3])
 
 
+
+def test_plot_predictions_clips_each_panel_to_the_real_range_and_insets_the_first_steps():
+    obs, act, rew, next_obs = episodes([40], seed=9)
+    model = DynamicsModel(3, 1, EnsembleConfig(ensemble_size=3, num_elites=2, hidden_dim=16, max_epochs=2),
+                          seed=0)
+    model.fit(obs, act, rew, next_obs)
+    trajectory = (torch.cat([obs, next_obs[-1:]]), act)
+    real = trajectory[0].numpy()
+    fig = plot_predictions(model, trajectory, samples=3, inset=10)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert len(panels) == 3
+    for j, ax in enumerate(panels):
+        lo, hi = ax.get_ylim()
+        span = real[:, j].max() - real[:, j].min()
+        assert np.isclose(lo, real[:, j].min() - 0.25 * span)
+        assert np.isclose(hi, real[:, j].max() + 0.25 * span)
+        (sub,) = ax.child_axes                                   # the inset: the first 10 steps
+        assert max(line.get_xdata().max() for line in sub.get_lines()) == 10
+    unclipped = plot_predictions(model, trajectory, samples=0, clip=False, inset=0)
+    assert all(not ax.child_axes for ax in unclipped.axes)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="inset must be an int >= 0"):
+            plot_predictions(model, trajectory, inset=bad)
+
 # --- real against model data -------------------------------------------------------------------
 
 def test_wasserstein_per_dim_by_hand():

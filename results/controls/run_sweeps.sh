@@ -46,12 +46,12 @@ ARMS=(
     mbpo
     sac-g10:algo=sac,updates_per_step=10
     sac-g1:algo=sac,steps=15000
-    official-timing:official_pool_timing=true
-    real-ratio-0:real_ratio=0
-    real-ratio-0.5:real_ratio=0.5
-    "k15:rollout_schedule=[1,15,15,15]"
     reset-rollouts:rollout_start=reset
+    real-ratio-0:real_ratio=0
+    "k15:rollout_schedule=[1,15,15,15]"
     frozen-model:freeze_model_after_epoch=1
+    official-timing:official_pool_timing=true
+    real-ratio-0.5:real_ratio=0.5
 )
 arm_flags=()
 for arm in "${ARMS[@]}"; do
