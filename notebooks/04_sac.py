@@ -17,10 +17,10 @@
 # # 04 · Soft Actor-Critic, the policy optimiser inside MBPO
 # <!-- slide
 # - Maximum-entropy RL: soft values, the actor's loss
-# - The tanh-Gaussian policy and a stable log-probability
+# - The tanh-Gaussian policy; reparameterised gradients, measured
 # - Twin and target critics; the temperature loss
 # - SAC from scratch, checked equal to `mbpo_lib.SAC`
-# - SAC inside MBPO; SAC learning Pendulum-v1
+# - SAC learning Pendulum-v1; one critic against two
 # -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/04_sac.ipynb)
@@ -28,9 +28,11 @@
 # **What you will learn**
 #
 # - maximum-entropy RL in a few lines of math: the soft value, the soft Bellman target, and
-#   why the actor's loss is $\mathbb E[\alpha\log\pi - Q]$;
+#   why the actor's loss is $\mathbb E[\alpha\log\pi - Q]$ (and why minimising it improves the policy);
 # - the tanh-squashed Gaussian policy and the log-probability correction that its squashing
 #   needs, in a form that stays finite when $\tanh$ saturates;
+# - how much less the reparameterised gradient varies than the score-function (REINFORCE) one,
+#   measured on a known critic;
 # - the critic target with twin and target critics, and the temperature loss that tunes
 #   $\alpha$ to a target entropy;
 # - SAC from scratch in a few short cells, then `mbpo_lib.SAC` started from the same weights
@@ -38,7 +40,8 @@
 # - the implementation details that matter, each with its reason, and how SAC sits inside
 #   MBPO: $G$ updates per real step on 5 % real, 95 % model data, bootstrapping on
 #   `terminated` only;
-# - SAC learning Pendulum-v1, over three seeds.
+# - SAC learning Pendulum-v1, over three seeds; then with one critic instead of two, to measure
+#   what the twin minimum does to the critic's values against the real returns.
 
 # %% slideshow={"slide_type": "skip"}
 # Setup: on Colab, install mbpo_lib from the repository (Colab's own torch is kept).
@@ -56,6 +59,7 @@ if "google.colab" in sys.modules:
 import copy
 import math
 import time
+from functools import partial
 from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
@@ -137,12 +141,23 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # $$
 #
 # - Towards the Boltzmann policy $\exp(Q(s,\cdot)/\alpha)/Z(s)$
+# - The new policy's soft $Q$ is at least the old one's (Lemma 2)
 # - Large $\alpha$: explore; $\alpha \to 0$: greedy
 # -->
 #
 # **Policy improvement** moves $\pi(\cdot\mid s)$ towards the Boltzmann policy
-# $\exp(Q(s,\cdot)/\alpha)/Z(s)$, by minimising the KL divergence to it. Dropping $\log Z$,
-# which does not depend on $\pi$, and multiplying by $\alpha$:
+# $\exp(Q^{\pi_\text{old}}(s,\cdot)/\alpha)/Z(s)$, by minimising the KL divergence to it.
+#
+# *Why this improves the policy* (Haarnoja et al. 2018, Lemma 2): the old policy is one of the
+# candidates, so the minimiser $\pi_\text{new}$ has a KL no larger than $\pi_\text{old}$'s, which
+# written out says
+# $\mathbb E_{a\sim\pi_\text{new}}[Q^{\pi_\text{old}}(s, a) - \alpha\log\pi_\text{new}(a\mid s)]
+# \ge V^{\pi_\text{old}}(s)$ at every state. Putting this inequality into the soft Bellman equation
+# for $Q^{\pi_\text{old}}$ again and again, step after step, gives
+# $Q^{\pi_\text{new}}(s, a) \ge Q^{\pi_\text{old}}(s, a)$ for every $s$ and $a$. SAC does not minimise the
+# KL exactly; it takes gradient steps on it, through the loss below.
+#
+# Dropping $\log Z$, which does not depend on $\pi$, and multiplying by $\alpha$:
 #
 # $$
 # L_\pi = \mathbb E_{s\sim\mathcal D}\,\mathbb E_{a\sim\pi(\cdot\mid s)}
@@ -179,8 +194,8 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # $$
 #
 # and flows **through the critic** into the actor, with far less variance than a
-# likelihood-ratio estimate. Which is why the policy has to be a distribution we can both
-# sample this way and evaluate the density of.
+# likelihood-ratio estimate (measured below). Which is why the policy has to be a distribution
+# we can both sample this way and evaluate the density of.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The tanh-Gaussian policy and its log-probability
@@ -303,6 +318,116 @@ mbpo_lib.save_figure(fig, "04_tanh_gaussian")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
+# ## Reparameterised or score-function gradient? Measured
+# <!-- slide
+# - One state, a known critic $Q(a) = -(a - 0.8)^2$; policy $\mu = 0.3$, $\sigma = 0.5$
+# - The true $\nabla_{\mu, \log\sigma}\,\mathbb E_a[Q(a)]$ by quadrature
+# - Each estimate from many independent batches of the same size
+# -->
+#
+# Above we said the reparameterised gradient varies far less than a likelihood-ratio estimate.
+# Here we measure it. One state, a tanh-Gaussian policy whose parameters are its own $\mu$ and
+# $\log\sigma$, and a fixed smooth critic, a quadratic in the action, so that the true gradient of
+# $J = \mathbb E_{a\sim\pi}[Q(a)]$ is known: Gauss-Hermite quadrature over $\varepsilon$, 100
+# nodes in float64, then autograd. Three estimators from a batch of $B$ actions:
+#
+# - **reparameterised**, as SAC's actor:
+#   $\frac1B\sum_i \nabla_\theta Q\big(\tanh(\mu + \sigma\varepsilon_i)\big)$;
+# - **score function** (REINFORCE): $\frac1B\sum_i Q(a_i)\,\nabla_\theta\log\pi_\theta(a_i)$, the
+#   actions held fixed;
+# - **score function with a baseline**, the control a fair comparison needs: $Q(a_i) - b_i$, where
+#   $b_i$ is the mean of the batch's *other* $B - 1$ values (so the estimate stays unbiased).
+
+# %% slideshow={"slide_type": "subslide"}
+A_STAR, MEAN, LOG_STD = 0.8, 0.3, math.log(0.5)        # Q's best action; the policy's parameters
+grad_draws = torch.Generator().manual_seed(0)          # this experiment's own noise
+
+
+def q_fixed(a):
+    """A known smooth critic for one state: Q(a) = -(a - 0.8)^2."""
+    return -(a - A_STAR) ** 2
+
+
+nodes, weights = np.polynomial.hermite_e.hermegauss(100)   # E over eps ~ N(0, 1), by quadrature
+theta = torch.tensor([MEAN, LOG_STD], dtype=torch.float64, requires_grad=True)
+u_nodes = theta[0] + theta[1].exp() * torch.from_numpy(nodes)
+objective = (torch.from_numpy(weights) * q_fixed(torch.tanh(u_nodes))).sum() / weights.sum()
+true_grad = torch.autograd.grad(objective, theta)[0]
+print(f"J = {objective:.5f}; true gradient: d/d mean {true_grad[0]:.5f}, "
+      f"d/d log std {true_grad[1]:.5f}")
+
+
+# %% slideshow={"slide_type": "subslide"}
+def gradient_estimates(batch: int, batches: int, offset: float = 0.0) -> dict[str, torch.Tensor]:
+    """Each estimator's gradient [batches, 2] (mean, log std), from independent batches of actions."""
+    mean = torch.full((batches, 1, 1), MEAN, dtype=torch.float64, requires_grad=True)
+    log_std = torch.full((batches, 1, 1), LOG_STD, dtype=torch.float64, requires_grad=True)
+    eps = torch.randn(batches, batch, 1, generator=grad_draws, dtype=torch.float64)
+    u = mean + log_std.exp() * eps                                        # [batches, batch, 1]
+    q = q_fixed(torch.tanh(u)).squeeze(-1) + offset
+    log_pi = tanh_gaussian_log_prob(u.detach(), mean, log_std)            # the actions held fixed
+    others = (q.sum(1, keepdim=True) - q) / (batch - 1)                   # baseline without a_i
+    surrogates = {"reparameterised": q,                                   # the gradient through Q
+                  "score function": q.detach() * log_pi,                  # Q(a) grad log pi(a)
+                  "score function, baseline": (q - others).detach() * log_pi}
+    return {name: torch.cat(torch.autograd.grad(s.mean(1).sum(), (mean, log_std), retain_graph=True),
+                            dim=-1).reshape(batches, 2) for name, s in surrogates.items()}
+
+
+# %% slideshow={"slide_type": "subslide"}
+BATCHES = 200 if FAST else 2_000
+BATCH_SIZES = [4, 16, 64, 256, 1024]
+errors = {}                            # estimator -> [sizes, 2]: mean squared error over the batches
+for size in BATCH_SIZES:
+    for name, grads in gradient_estimates(size, BATCHES).items():
+        assert ((grads.mean(0) - true_grad).abs() < 5 * grads.std(0) / BATCHES ** 0.5).all(), name
+        errors.setdefault(name, []).append(((grads - true_grad) ** 2).mean(0))
+errors = {name: torch.stack(e).numpy() for name, e in errors.items()}
+at = BATCH_SIZES.index(256)
+print(f"squared error at batch 256 ({BATCHES} batches):     d/d mean  d/d log std")
+for name, e in errors.items():
+    ratio = e[at] / errors["reparameterised"][at]
+    print(f"{name:>25}: {e[at, 0]:9.1e} {e[at, 1]:12.1e}  ({ratio[0]:3.0f}x, {ratio[1]:3.0f}x)")
+shifted = gradient_estimates(256, BATCHES, offset=-100.0)   # Q - 100: the same true gradient
+for name, grads in shifted.items():
+    e = ((grads - true_grad) ** 2).mean(0)
+    print(f"Q - 100, {name:>25}: {e[0]:9.1e} {e[1]:12.1e}")
+
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.9), sharey=True, layout="constrained")
+for j, (ax, parameter) in enumerate(zip(axes, [r"mean $\mu$", r"$\log\sigma$"], strict=True)):
+    for name, e in errors.items():
+        ax.plot(BATCH_SIZES, e[:, j], marker="o", label=name)
+    ax.set(xscale="log", yscale="log", xlabel="batch size $B$", title=f"Gradient for the {parameter}")
+    ax.set_xticks(BATCH_SIZES, [str(b) for b in BATCH_SIZES])
+    ax.minorticks_off()
+axes[0].set_ylabel("squared error to the true gradient")
+axes[1].legend(loc="upper right")
+mbpo_lib.save_figure(fig, "04_gradient_variance")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### What the estimators show
+# <!-- slide
+# - All three unbiased; every error falls as $1/B$
+# - At $B = 256$: score function 9 to 12 times the error; with a baseline, 5 to 8 times
+# - $Q - 100$: the plain score function's error from $1.8\cdot10^{-2}$ to $1.6\cdot10^{2}$
+# -->
+#
+# All three are unbiased (the cell checks each one's mean against the true gradient, within five
+# standard errors), and each one's squared error falls as $1/B$: lines of slope $-1$ in the
+# figure. They differ in the constant. At SAC's batch of 256 the score function's squared error
+# is 9 (mean) and 12 ($\log\sigma$) times the reparameterised one's; the baseline brings that to
+# 5 and 8, so the score function would need a batch about 5 to 8 times larger for the same
+# error. Shift $Q$ by $-100$ (Pendulum's values are of that size): the true gradient and the
+# reparameterised estimate do not change, but every score-function term is multiplied by a
+# large number, and its squared error for the mean grows from $1.8\cdot10^{-2}$ to
+# $1.6\cdot10^{2}$; the baseline removes the shift. These ratios are for this critic and this
+# policy. The reparameterised estimate uses what the score function ignores, the slope of $Q$ in
+# the action, which is why SAC needs a critic it can differentiate in $a$ and a policy it can
+# sample as a differentiable function of noise.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## The critic target
 # <!-- slide
 # $$
@@ -325,7 +450,8 @@ plt.show()
 # $$
 #
 # - The bracket is a one-sample estimate of the soft value $V(s')$; no gradient flows into $y$.
-# - **The minimum of two critics** counters overestimation: regressing on the maximum of noisy
+# - **The minimum of two critics** counters overestimation (Fujimoto et al. 2018's claim, which we
+#   test on Pendulum below): regressing on the maximum of noisy
 #   estimates biases them upwards, and the bias compounds through bootstrapping (the "clipped
 #   double-Q" trick of TD3). The actor uses the same minimum.
 # - **Target critics** move by Polyak averaging after each update,
@@ -406,13 +532,19 @@ def q_value(critic: nn.Sequential, obs, act):
     return critic(torch.cat([obs, act], dim=-1)).squeeze(-1)
 
 
-def make_agent(seed: int) -> SimpleNamespace:
+def clipped_q(agent, critics, obs, act):
+    """min(Q_1, Q_2) of two critics; Q_1 alone when agent.twin is False (an experiment below)."""
+    q = q_value(critics[0], obs, act)
+    return torch.min(q, q_value(critics[1], obs, act)) if agent.twin else q
+
+
+def make_agent(seed: int, twin: bool = True) -> SimpleNamespace:
     torch.manual_seed(seed)                          # nn.Linear draws from the global generator
     actor, q1, q2 = Actor(), mlp(OBS_DIM + ACT_DIM, 1), mlp(OBS_DIM + ACT_DIM, 1)
     log_alpha = torch.zeros((), requires_grad=True)  # alpha = 1 at the start, as in MBPO
     return SimpleNamespace(
         actor=actor, q1=q1, q2=q2, q1_target=copy.deepcopy(q1), q2_target=copy.deepcopy(q2),
-        log_alpha=log_alpha,
+        log_alpha=log_alpha, twin=twin,
         optimizers=[torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=LR),
                     torch.optim.Adam(actor.parameters(), lr=LR), torch.optim.Adam([log_alpha], lr=LR)])
 
@@ -428,8 +560,7 @@ def sac_losses(agent, batch, noise):
     alpha = agent.log_alpha.detach().exp()
     with torch.no_grad():                                       # the target y: no gradient
         next_act, next_log_pi = agent.actor.sample(next_obs, noise[1])
-        next_q = torch.min(q_value(agent.q1_target, next_obs, next_act),
-                           q_value(agent.q2_target, next_obs, next_act))
+        next_q = clipped_q(agent, (agent.q1_target, agent.q2_target), next_obs, next_act)
         y = rew + GAMMA * (1 - terminated) * (next_q - alpha * next_log_pi)
     q1, q2 = q_value(agent.q1, obs, act), q_value(agent.q2, obs, act)
     critic_loss = 0.5 * ((q1 - y) ** 2).mean() + 0.5 * ((q2 - y) ** 2).mean()
@@ -437,7 +568,7 @@ def sac_losses(agent, batch, noise):
     critics = [*agent.q1.parameters(), *agent.q2.parameters()]
     for p in critics:
         p.requires_grad_(False)
-    q_pi = torch.min(q_value(agent.q1, obs, new_act), q_value(agent.q2, obs, new_act))
+    q_pi = clipped_q(agent, (agent.q1, agent.q2), obs, new_act)
     for p in critics:
         p.requires_grad_(True)
     actor_loss = (alpha * log_pi - q_pi).mean()
@@ -681,7 +812,8 @@ assert_close(y[2], torch.tensor(1.0))  # a real ending keeps only the reward
 # 3. **Reparameterised actor gradient** through $\min_i Q_{\phi_i}$ with frozen critic weights.
 #    *Why:* low-variance gradients; and the actor must not move the critics.
 # 4. **Twin critics, the minimum in the target and in the actor's loss.** *Why:* fights the
-#    overestimation that bootstrapping compounds.
+#    overestimation that bootstrapping compounds (TD3's claim; on Pendulum the minimum lowered the
+#    learned values in each of three seeds, see the experiment below).
 # 5. **Target critics by Polyak averaging, $\tau = 0.005$ every update; no target actor.** *Why:*
 #    a slowly moving regression target; $a'$ comes from the current policy because $V(s')$ is
 #    an expectation under the current policy.
@@ -765,57 +897,11 @@ print(f"G = {G} updates: {1000 * (time.perf_counter() - start):.0f} ms on the CP
 # - **Cost.** Even with 64-unit networks, $G = 20$ updates take a noticeable fraction of a second
 #   on a CPU, and MBPO pays it at every real step (125,000 of them for Hopper, with 256-unit
 #   networks). That is why `mbpo_lib.SAC` fuses its update and notebook 05 uses a GPU when one
-#   is there.
+#   is there. Cheaper matrix products (`SACConfig(matmul_precision="medium")`), what they do to
+#   the numbers and what they save, are measured in `benchmarks/README.md`.
 # - **Stability.** Many updates per step make SAC's stabilisers matter more, not less: the twin
 #   minimum, the slow targets, and an entropy target that keeps the policy from collapsing onto
 #   whatever the model gets wrong. What a model error does to the critic is notebook 06's topic.
-
-# %% [markdown] slideshow={"slide_type": "subslide"}
-# ## Faster products, the same numbers? `matmul_precision`
-# <!-- slide
-# - `SACConfig(matmul_precision="medium")`: cheaper float32 products inside SAC only
-# - Measured: the products' rounding error, one update's metrics and time
-# -->
-#
-# An update is mostly $256 \times 256$ matrix products. PyTorch can let float32 products run in
-# a cheaper format (`torch.set_float32_matmul_precision`); `SACConfig(matmul_precision="medium")`
-# allows it only inside SAC's own work. What it costs depends on the hardware, so we measure:
-# the largest relative error of the product $X I$ for float32 $X$ (0 means float32 arithmetic,
-# up to $2^{-8}$ bfloat16 inputs), then one update's metrics and its time in both settings.
-
-# %% slideshow={"slide_type": "fragment"}
-rounding = mbpo_lib.product_rounding_error("medium", device)
-print(f"'medium' on {device}: largest relative error of a product {rounding:.1e}")
-g = torch.Generator().manual_seed(1)
-hopper_batch = [x.to(device) for x in (
-    torch.randn(256, 11, generator=g), torch.rand(256, 3, generator=g) * 2 - 1,
-    torch.randn(256, generator=g), torch.randn(256, 11, generator=g), torch.zeros(256))]
-first, per_update = {}, {}
-for precision in mbpo_lib.MATMUL_PRECISIONS:   # Hopper's sizes, 256-unit networks
-    agent = mbpo_lib.SAC(11, 3, mbpo_lib.SACConfig(matmul_precision=precision), device=device, seed=0)
-    first[precision] = agent.update(hopper_batch)
-    start = time.perf_counter()
-    for _ in range(G):
-        agent.update(hopper_batch)
-    per_update[precision] = (time.perf_counter() - start) / G
-    print(f"{precision:>8}: {1000 * per_update[precision]:5.2f} ms per update, "
-          f"critic loss {first[precision]['critic_loss']:.6f}")
-for name, value in first["highest"].items():   # bfloat16's tolerance, whatever this machine did
-    assert math.isclose(first["medium"][name], value, rel_tol=0.05, abs_tol=1e-3), name
-
-# %% [markdown] slideshow={"slide_type": "subslide"}
-# ## `matmul_precision`: what it does where
-# <!-- slide
-# - GPU: TF32; some CPUs: bfloat16 inputs; others: no change
-# - The default stays `"highest"`
-# -->
-#
-# - What `"medium"` does depends on the hardware: on a GPU it allows TF32 products, on some
-#   CPUs bfloat16 inputs, and on others it changes no number. The rounding error printed above
-#   says which case this machine is.
-# - `tests/test_precision.py` checks that an update, a model fit and SAC's learning on Pendulum
-#   hold up at `"medium"`. The default stays `"highest"`. Timings per machine are in
-#   `benchmarks/README.md`.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Experiment: SAC on Pendulum-v1
@@ -938,21 +1024,233 @@ plt.show()
 # the loop runs, the losses stay finite and $\alpha$ moves.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
+# ## Experiment: do twin critics fight overestimation?
+# <!-- slide
+# - Our SAC with one switch: $\min(Q_1, Q_2)$, or $Q_1$ alone
+# - Pendulum-v1, $G = 10$ updates per step, three seeds
+# - Bias: the critic's $Q(s_t, a_t)$ against the real soft return from $s_t$
+# -->
+#
+# The claim (Fujimoto et al. 2018, the "clipped double-Q" of TD3, which SAC adopts): a critic
+# regressed on targets that an actor has pushed towards the *largest* noisy estimates ends up too
+# high, and bootstrapping carries the excess from state to state; the minimum of two critics
+# cancels much of it. We test it on our from-scratch SAC. `make_agent(seed, twin=False)` makes
+# both minimums in `sac_losses` read $Q_1$ alone ($Q_2$ still learns but nothing reads it), and
+# nothing else changes: per seed both variants start from the same weights, take the same random
+# warm-up and draw the same noise, so each seed is a paired comparison.
+#
+# **The update ratio.** $G = 10$ updates per environment step, the lowest ratio MBPO uses
+# (InvertedPendulum; 20 to 40 elsewhere), for two reasons: it is the regime in which SAC runs
+# inside MBPO, and REDQ (Chen et al. 2021) reports that the bias grows with the update ratio
+# (they measured at $G = 20$). Each run: 500 random steps, then 1,500 steps of 10 updates
+# (FAST: 100 steps of 2 updates, one seed: only the code path).
+#
+# **The measure** (REDQ's). The critic learns the *soft* Q of the *stochastic* policy:
+# $$
+# Q(s_t, a_t) = r_t + \mathbb E\Big[\sum_{i > t}\gamma^{i - t}\big(r_i - \alpha\log\pi(a_i\mid s_i)\big)\Big].
+# $$
+#
+# So we run the stochastic policy from five start states, add each step's entropy bonus to the
+# previous reward, and let `mbpo_lib.q_value_bias` compare: bias $= \operatorname{mean}(Q - G)$
+# over the states, in units of return. (REDQ divides it by $|\operatorname{mean} G|$. Once a
+# policy balances the pendulum, most of these states earn almost nothing and $\operatorname{mean}
+# G$ is near 0, so that ratio would mostly measure how close to 0; we report the bias itself.) The
+# episodes run 1,000 steps instead of Pendulum's 200 (the same dynamics, a later time limit) so
+# that each kept state's return is known: the first 542 states, where the missing tail weighs at
+# most $\gamma^{459} \approx 0.01$.
+
+# %% slideshow={"slide_type": "subslide"}
+Q_STEPS = 600 if FAST else 2_000            # environment steps per run, 500 of them random
+UTD = 2 if FAST else 10                     # G: updates per environment step
+Q_SEEDS = [0] if FAST else [0, 1, 2]
+Q_CHECK_EVERY = 300 if FAST else 250
+Q_EPISODES, Q_EPISODE_STEPS = (1 if FAST else 5), 1_000
+
+
+@torch.no_grad()
+def scratch_act(agent, obs, noise=None):
+    """tanh(mean) for one observation; with noise [act_dim], a sample of the stochastic policy."""
+    mean, log_std = agent.actor.net(torch.as_tensor(obs, dtype=torch.float32)).chunk(2, dim=-1)
+    return torch.tanh(mean if noise is None else mean + log_std.clamp(-20.0, 2.0).exp() * noise).numpy()
+
+
+# %% slideshow={"slide_type": "subslide"}
+@torch.no_grad()
+def critic_bias(agent, seed: int = 1000) -> mbpo_lib.QValueBias:
+    """The bias of the value the agent uses, min(Q_1, Q_2) or Q_1, against the soft return."""
+    draws, log_pis = torch.Generator().manual_seed(seed), []
+
+    def policy(obs):                          # the stochastic policy, keeping each log pi(a | s)
+        noise = torch.randn(1, ACT_DIM, generator=draws)
+        act, log_pi = agent.actor.sample(torch.as_tensor(obs)[None], noise)
+        log_pis.append(float(log_pi))
+        return act[0].numpy()
+
+    episodes = mbpo_lib.evaluate_episodes(policy, "Pendulum-v1", Q_EPISODES, seed,
+                                          max_episode_steps=Q_EPISODE_STEPS)
+    bonus = -agent.log_alpha.exp().item() * np.array(log_pis).reshape(Q_EPISODES, Q_EPISODE_STEPS)
+    soft = [e._replace(rewards=e.rewards + GAMMA * np.append(b[1:], 0.0))   # r_t + gamma bonus_t+1
+            for e, b in zip(episodes, bonus, strict=True)]
+    critics = (agent.q1, agent.q2) if agent.twin else (agent.q1,)
+    view = SimpleNamespace(critic=lambda o, a: torch.stack([q_value(q, o, a) for q in critics]))
+    return mbpo_lib.q_value_bias(view, soft, gamma=GAMMA)
+
+
+# %% slideshow={"slide_type": "subslide"}
+def train_scratch(seed: int, twin: bool):
+    """Our SAC on Pendulum-v1 with UTD updates per step; the critic's bias every Q_CHECK_EVERY steps."""
+    agent, env = make_agent(seed, twin), mbpo_lib.make_env("Pendulum-v1", seed)
+    buffer = mbpo_lib.ReplayBuffer(Q_STEPS, OBS_DIM, ACT_DIM)
+    draws = torch.Generator().manual_seed(seed)          # batches and noise: the same for both variants
+    obs, _ = env.reset(seed=seed)
+    biases = []
+    for t in range(1, Q_STEPS + 1):
+        noise = torch.randn(ACT_DIM, generator=draws)
+        action = env.action_space.sample() if t <= RANDOM_STEPS else scratch_act(agent, obs, noise)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)
+        obs = env.reset()[0] if terminated or truncated else next_obs
+        for _ in range(UTD if t > RANDOM_STEPS else 0):
+            batch = buffer.sample(PENDULUM.batch_size, draws)
+            sac_update(agent, batch, torch.randn(2, PENDULUM.batch_size, ACT_DIM, generator=draws))
+        if t % Q_CHECK_EVERY == 0:
+            biases.append(critic_bias(agent))
+    env.close()
+    return agent, biases
+
+
+# %% slideshow={"slide_type": "subslide"}
+q_runs, start = {}, time.perf_counter()
+for seed in Q_SEEDS:
+    for twin in (True, False):
+        agent, biases = train_scratch(seed, twin)
+        score = mbpo_lib.evaluate(partial(scratch_act, agent), "Pendulum-v1", 10, seed=1000)[0]
+        q_runs[seed, twin] = SimpleNamespace(agent=agent, biases=biases, score=score)
+        b = biases[-1]
+        print(f"seed {seed} {'twin  ' if twin else 'single'}: Q {b.q_mean:6.1f}, G {b.mc_return:6.1f}, "
+              f"bias {b.bias:+6.1f}, alpha {agent.log_alpha.exp().item():.3f}, return {score:6.1f} "
+              f"[{time.perf_counter() - start:4.0f} s]")
+
+# %% slideshow={"slide_type": "subslide"}
+final = {twin: [q_runs[s, twin].biases[-1].bias for s in Q_SEEDS] for twin in (True, False)}
+gap = [single - twin for single, twin in zip(final[False], final[True], strict=True)]   # paired by seed
+for label, values in (("twin", final[True]), ("single", final[False]), ("single - twin", gap)):
+    m = mbpo_lib.median_interval(values)
+    print(f"{label:>13}: seeds {', '.join(f'{v:+6.1f}' for v in values)}; median {m.estimate:+6.1f}, "
+          f"95 % bootstrap interval {m.low:+6.1f} to {m.high:+6.1f}")
+for run in q_runs.values():
+    assert len(run.biases) == Q_STEPS // Q_CHECK_EVERY and run.biases[-1].states == Q_EPISODES * 542
+    assert all(math.isfinite(b.bias) for b in run.biases) and math.isfinite(run.score)
+if not FAST:
+    assert min(run.score for run in q_runs.values()) > -400, "a run did not learn to swing up"
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### The control: is it only the minimum at read-out?
+# <!-- slide
+# - Rival: $\min(Q_1, Q_2) \le Q_1$ for any two critics, trained or not
+# - Control: read each twin agent's own $Q_1$ alone, on the same states
+# -->
+#
+# A rival explanation: the minimum of two numbers is never above the first of them, so the
+# twin agents' values could read lower only because we take a minimum when we *read* them, not
+# because the minimum in the *target* changed what the critics learned. The control reads each
+# twin agent's own $Q_1$ alone (the same policy, so the same episodes and returns) and splits the
+# gap in two: single minus twin-$Q_1$ (what training on one critic's target did) and twin-$Q_1$
+# minus twin-min (what the minimum at read-out does to the same critics).
+
+# %% slideshow={"slide_type": "fragment"}
+own_q1 = [critic_bias(SimpleNamespace(**{**vars(q_runs[s, True].agent), "twin": False})).bias
+          for s in Q_SEEDS]                                        # the twin agents' Q_1, read alone
+parts = {"training: single - twin's Q_1": [a - b for a, b in zip(final[False], own_q1, strict=True)],
+         "read-out: twin's Q_1 - its min": [a - b for a, b in zip(own_q1, final[True], strict=True)]}
+for label, values in parts.items():
+    m = mbpo_lib.median_interval(values)
+    print(f"{label:>30}: seeds {', '.join(f'{v:+6.1f}' for v in values)}; median {m.estimate:+6.1f}, "
+          f"interval {m.low:+6.1f} to {m.high:+6.1f}")
+assert np.allclose(np.add(*parts.values()), gap)                  # the two parts make up the gap
+
+# %% slideshow={"slide_type": "slide"} tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(8.2, 4.2), layout="constrained", width_ratios=(3, 2))
+check_steps = np.arange(1, Q_STEPS // Q_CHECK_EVERY + 1) * Q_CHECK_EVERY
+for (seed, twin), run in q_runs.items():
+    axes[0].plot(check_steps, [b.bias for b in run.biases], color="C0" if twin else "C1",
+                 marker="o", ms=3, lw=1.2, label=("twin: min($Q_1$, $Q_2$)" if twin else "single: $Q_1$")
+                 if seed == Q_SEEDS[0] else None)
+axes[0].axhline(0, color="0.4", lw=1)
+axes[0].axvline(RANDOM_STEPS, color="0.6", ls=":", lw=1)
+axes[0].set(xlabel="env steps", ylabel="bias: mean of $Q - G$", title="Each seed, during training")
+axes[0].legend(loc="upper right")
+columns = [final[True], own_q1, final[False]]                     # twin's min, twin's Q_1, single
+for i, seed in enumerate(Q_SEEDS):
+    axes[1].plot([0, 1, 2], [c[i] for c in columns], color="0.5", lw=1, marker="o", ms=5)
+    axes[1].annotate(f"seed {seed}", (2.12, final[False][i]), va="center")
+for x, values, color in zip((0, 1, 2), columns, ("C0", "0.3", "C1"), strict=True):
+    axes[1].plot(x, mbpo_lib.median_interval(values).estimate, "_", color=color, ms=24, mew=3)
+axes[1].axhline(0, color="0.4", lw=1)
+axes[1].set(xticks=[0, 1, 2], xticklabels=["twin:\nmin", "twin:\n$Q_1$", "single:\n$Q_1$"],
+            xlim=(-0.4, 2.9), title=f"At {Q_STEPS:,} steps (bars: medians)")
+mbpo_lib.save_figure(fig, "04_twin_vs_single_critic")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### What the comparison shows
+# <!-- slide
+# - Both learn: returns $-186$ to $-166$
+# - While learning: both far above the real return
+# - At 2,000 steps, single minus twin: $+0.7$, $+20.1$, $+26.0$
+# - Not the read-out minimum: $+0.1$ to $+0.3$
+# - Three seeds: a consistent direction, an unsettled size
+# -->
+#
+# **Full mode** (3 seeds × 2,000 steps, $G = 10$):
+#
+# - Both variants learn to swing up: deterministic returns from $-185.9$ to $-165.6$ (twin) and
+#   from $-173.3$ to $-168.9$ (single). One critic did not cost the policy at this budget.
+# - While the policy is still learning, both critics sit far *above* the real return, by similar
+#   amounts: the critic starts near 0 and has not yet learned how poor the early returns are. That
+#   lag, not the number of critics, dominates the bias then.
+# - At 2,000 steps most critics sit *below* the real soft return: twin $-96.4$, $-37.2$, $-24.6$,
+#   single $-95.7$, $-17.1$, $+1.4$ (medians $-37.2$ and $-17.1$), most likely because the slowly
+#   moving targets are still catching up with a policy that improved quickly, from below this time.
+# - The single critic's values are higher than the twin minimum's in every seed, by $+0.7$,
+#   $+20.1$ and $+26.0$ (median $+20.1$; its bootstrap interval, $+0.7$ to $+26.0$, is with three
+#   seeds just their range). The control puts almost all of it in training ($+0.4$, $+19.8$,
+#   $+25.9$) and almost none in the read-out minimum ($+0.1$ to $+0.3$): the minimum in the target
+#   made the critics *learn* lower values.
+#
+# What this shows and what it does not: the twin minimum lowers the learned $Q$, the direction
+# that counters overestimation, in all three seeds, in seed 0 by almost nothing. Only one
+# single-critic run ended above the real return at all (seed 2, $+1.4$), so these runs do not show
+# a single critic overestimating: at this budget the minimum adds to an underestimate. Three seeds
+# give the direction, not the size. That a lone critic overestimates over long runs is
+# Fujimoto et al.'s (2018) measurement on MuJoCo tasks, not ours.
+#
+# **FAST mode** (one seed, 100 steps of 2 updates after the random ones): only the code path; the
+# numbers mean nothing.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
 # <!-- slide
 # - Reward plus $\alpha \times$ entropy; actor loss $\mathbb E[\alpha\log\pi - \min_i Q_i]$
-# - A stable tanh correction
-# - Twin, Polyak-averaged target critics; $d$ = `terminated`
+# - A stable tanh correction; reparameterised gradients, 5 to 12 times less error
+# - Twin minimum: lower learned $Q$ (3 seeds); $d$ = `terminated`
 # - $\alpha$ as a Lagrange multiplier
 # - In MBPO: $G$ updates per real step on mixed batches
 # -->
 #
 # - SAC maximises reward plus $\alpha\times$entropy: soft values in the critic target, and an
-#   actor loss $\mathbb E[\alpha\log\pi - \min_i Q_i]$ through the reparameterised action.
+#   actor loss $\mathbb E[\alpha\log\pi - \min_i Q_i]$ through the reparameterised action. Each exact
+#   step towards $\exp(Q/\alpha)/Z$ makes the soft $Q$ no worse anywhere (Lemma 2).
+# - On a known critic at batch 256, the reparameterised gradient's squared error was 9 to 12 times
+#   smaller than the score function's (5 to 8 with a baseline), and a constant added to $Q$ left
+#   it unchanged.
 # - The tanh-Gaussian's density needs the change-of-variables term $-\sum_j\log(1 - \tanh^2 u_j)$;
 #   compute it as $2(\log 2 - u - \operatorname{softplus}(-2u))$ or it breaks at saturation.
 # - Critic target: $y = r + \gamma(1 - d)[\min_i Q_{\bar\phi_i}(s', a') - \alpha\log\pi(a'\mid s')]$,
 #   with Polyak-averaged target critics and $d$ = `terminated` (a time limit still bootstraps).
+#   On Pendulum with $G = 10$, dropping the second critic raised the learned $Q$ against the real
+#   soft return in each of three seeds (median $+20.1$), through what the critics learned, not the
+#   read-out; both critics were still mostly below the real return at 2,000 steps.
 # - The temperature is a Lagrange multiplier: $L_\alpha = -\log\alpha\,(\log\pi + \bar{\mathcal H})$
 #   raises $\alpha$ when the entropy is below its target and lowers it above.
 # - `mbpo_lib.SAC` equals the from-scratch SAC update for update; it batches the twin critics,
@@ -1055,7 +1353,11 @@ mbpo_lib.exercises.check_td_target(my_td_target)
 # saturation. For the comparison, stress that matching the library needed three decisions to
 # be mirrored exactly: the noise (copied generator state), the step order (all losses from the
 # same parameters), and the layouts. The terminated/truncated example is worth doing on the
-# board: one mislabelled transition in 200 costs a third of the value.
+# board: one mislabelled transition in 200 costs a third of the value. On the twin-critic
+# experiment, resist the textbook line: three seeds show the minimum lowering the learned values,
+# through training (the control), but not a single critic overestimating at this budget. The
+# gradient-variance figure is the quickest way to show why SAC wants a differentiable critic: add
+# a constant to Q and watch the score function's error explode.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Solutions
