@@ -756,7 +756,7 @@ def learning_curves(runs: Sequence[tuple[Any, Any]] | Mapping[str, Sequence[tupl
         ax.set(xlabel="env steps", ylabel="evaluation return")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        if isinstance(fig, Figure):
+        if isinstance(fig, Figure) and fig.get_layout_engine() is None:   # a given figure keeps its own
             fig.tight_layout()
     return fig if isinstance(fig, Figure) else fig.figure
 

@@ -395,7 +395,7 @@ def test_the_clips_play_inline_in_jupyterlab(build, browser, tmp_path, monkeypat
 # The decks whose notebooks carry the slide markup (scripts/build_slides.py, split_for_slides). The
 # others still show the notebook's prose; they join as their markup is written (issue 21's order).
 LECTURE_DECKS = ("00_overview", "01_probabilistic_mlp", "02_ensemble_and_elites", "03_rollout_length_theory",
-                 "04_sac", "05_mbpo_training_loop", "07_your_own_task")
+                 "04_sac", "05_mbpo_training_loop", "06_results_and_diagnostics", "07_your_own_task")
 
 # Body text: the words of a slide's rendered markdown, headings, tables, equations and code
 # excluded. A slide is read in about 15 seconds while the speaker talks: six bullets of six or
