@@ -432,6 +432,7 @@ def plot_predictions(model: PredictiveModel, trajectory: Any, *, dims: Sequence[
         # the band of the sampled rollouts, low and high each [T, d]
         low, high = np.quantile(prediction.samples.numpy(), [(1 - band) / 2, (1 + band) / 2], axis=0)
     real, mean = prediction.real.numpy(), prediction.mean.numpy()
+    insets = inset > 0 and len(t) > inset + 1          # an inset only where the episode is longer
 
     def draw(ax: Any, j: int, upto: int) -> None:
         if prediction.samples.shape[0]:
@@ -451,7 +452,7 @@ def plot_predictions(model: PredictiveModel, trajectory: Any, *, dims: Sequence[
             draw(ax, j, len(t))
             if clip:
                 ax.set_ylim(*limits(real[:, j]))
-            if inset and len(t) > inset + 1:
+            if insets:
                 sub = ax.inset_axes([0.58, 0.6, 0.4, 0.37])
                 draw(sub, j, inset + 1)
                 sub.set_ylim(*limits(np.concatenate([real[: inset + 1, j], mean[: inset + 1, j]])))
@@ -463,7 +464,7 @@ def plot_predictions(model: PredictiveModel, trajectory: Any, *, dims: Sequence[
         handles, labels = next(iter(axes)).get_legend_handles_labels()
         fig.legend(handles, labels, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 1.02))
         title = "Open loop: the model fed the real actions and its own states"
-        if inset and len(t) > inset + 1:
+        if insets:
             title += f" (insets: the first {inset} steps)"
         fig.suptitle(title, y=1.08)
         fig.tight_layout()
