@@ -964,11 +964,11 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
 # <!-- slide
-# - InvertedPendulum: the update ratio, not the model, explains the gap to SAC
-# - Branches from real states or long rollouts from resets: no difference there
+# - InvertedPendulum: the update ratio, not the model, explains the gap
+# - Real-state branches or reset rollouts: no difference there
 # - Few seeds: bands and intervals, which under-cover
 # - Overestimation: $Q$ against the real return
-# - Read the model's fresh-data columns before tuning
+# - Read the fresh-data columns before tuning
 # - One seed illustrates
 # -->
 #
