@@ -907,6 +907,21 @@ worst = np.argsort(alone)[::-1][:3]
 print("  the model alone, largest dimensions:", ", ".join(f"s{j} {alone[j]:.3f} (sampling {noise[j]:.3f})"
                                                          for j in worst))
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Reading the control
+# <!-- slide
+# - Model alone near the sampling floor: the gap above is the actions
+# - Model alone near the whole gap: the model is the problem
+# -->
+#
+# How to read the three lines. If the model alone sits near the sampling floor while the first
+# line is large, the model buffer looks different because today's policy acts differently from
+# the actions in the real buffer, not because the model invents states. If the model alone comes
+# close to the first line, the model's own error is what SAC trains on; its largest dimensions
+# say where to look (compare the per-output errors of the monitoring figure). The split holds for
+# one run and one fit; the last fit's unseen steps are few (250 at most), so read differences
+# smaller than the sampling floor as none.
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Part 4 · Failure modes on Hopper: what one seed can and cannot show
 # <!-- slide
