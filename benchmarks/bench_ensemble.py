@@ -36,7 +36,9 @@ The script ends with ``ratio <name> <ours/peer>`` lines, throughput over through
 ours is faster): for ``train`` and ``step`` each, ``..._vs_mbrl`` (both as they ship),
 ``..._medium_vs_mbrl`` (ours at "medium" against mbrl as it ships) and
 ``..._medium_vs_mbrl_medium`` (both at "medium"); and ``ensemble_train_vs_loop``.
-Targets (issue 3): train >= 1.5, step >= 3.
+Targets (issue 3): train >= 1.5, step >= 3. It prints the CPU, its vector extensions and the
+float32 peak measured here first, and ``share_of_peak <task>_<side> <value>`` lines last: each
+side's matrix-product FLOPs per call over its time, as a fraction of that peak (``machine.py``).
 
 Install the peer with ``make bench`` (see benchmarks/README.md), then e.g.
 ``.venv/bin/python benchmarks/bench_ensemble.py --rounds 3`` (``--device cuda`` on a GPU).
@@ -55,6 +57,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from machine import machine_lines, product_flops, share_of_peak_line
 from mbrl_peer import ACT, ELITES, HIDDEN, LAYERS, MEMBERS, OBS, mbrl_model
 from timing import at_medium, precision_report
 from torch import nn
@@ -260,12 +263,14 @@ def worker(task: str, side: str, args: argparse.Namespace) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds.append((time.perf_counter() - start) / per_sample)
-    print(json.dumps({"seconds": seconds}))
+    print(json.dumps({"seconds": seconds, "flops": product_flops(call)}))
 
 
-def run_rounds(task: str, args: argparse.Namespace) -> dict[str, list[float]]:
+def run_rounds(task: str, args: argparse.Namespace) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Seconds per call of every side over all rounds, and each side's product FLOPs per call."""
     env = {**os.environ, **ALLOCATOR, "OMP_NUM_THREADS": str(args.threads)}
     seconds: dict[str, list[float]] = {side: [] for side in SIDES[task]}
+    flops: dict[str, float] = {}
     for r in range(args.rounds):
         order = SIDES[task] if r % 2 == 0 else tuple(reversed(SIDES[task]))
         for side in order:
@@ -276,8 +281,10 @@ def run_rounds(task: str, args: argparse.Namespace) -> dict[str, list[float]]:
                                   cwd=os.path.dirname(os.path.abspath(__file__)))
             if done.returncode:
                 raise SystemExit(f"{task}/{side} failed:\n{done.stderr[-3000:]}")
-            seconds[side] += json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
-    return seconds
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            seconds[side] += measured["seconds"]
+            flops[side] = measured["flops"]
+    return seconds, flops
 
 
 def describe(seconds: list[float], per_call: float, unit: str) -> str:
@@ -320,21 +327,27 @@ def main() -> None:
           f"{args.threads} thread(s), {args.rounds} rounds x {args.samples} samples per side, "
           f"{', '.join(f'{k}={v}' for k, v in ALLOCATOR.items())}")
     print(precision_report(args.device))
-    ratios = []
+    machine, peak = machine_lines(args.device, args.threads)
+    print("\n".join(machine), flush=True)
+    ratios, shares = [], []
     if "train" in args.tasks:
-        seconds = run_rounds("train", args)
+        seconds, flops = run_rounds("train", args)
         for side, values in seconds.items():
             print(f"train  {side:<11} {describe(values, 1.0, 'updates/s')}   [7 x {BATCH} rows per update]")
         loop_ratio = statistics.median(seconds["loop"]) / statistics.median(seconds["ours"])
         ratios += throughput_ratios("ensemble_train", seconds)
         ratios.append(f"ratio ensemble_train_vs_loop {loop_ratio:.3f}")
+        shares += [share_of_peak_line(f"ensemble_train_{side}", flops[side], values, peak)
+                   for side, values in seconds.items()]
     if "step" in args.tasks:
-        seconds = run_rounds("step", args)
+        seconds, flops = run_rounds("step", args)
         for side, values in seconds.items():
             print(f"step   {side:<11} {describe(values, args.rows, 'transitions/s')}   "
                   f"[{args.rows} rows per call]")
         ratios += throughput_ratios("ensemble_step", seconds)
-    print("\n".join(ratios))
+        shares += [share_of_peak_line(f"ensemble_step_{side}", flops[side], values, peak)
+                   for side, values in seconds.items()]
+    print("\n".join(ratios + shares))
     assert all(math.isfinite(float(line.split()[-1])) for line in ratios)
 
 

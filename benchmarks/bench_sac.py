@@ -32,7 +32,9 @@ our gain is overhead: one backward and one fused Adam call for all losses, the t
 one batched network, no ``torch.distributions`` objects, the sampling on tensors.
 
 Ends with ``ratio <name> <ours/peer>`` lines, the ratio of median time per update (below 1:
-ours is faster).
+ours is faster), and ``share_of_peak <side> <value>`` lines: each side's matrix-product FLOPs
+per update (counted by ``torch.utils.flop_counter`` on one block) over its time, as a fraction
+of the float32 peak measured first on this machine (``machine.py``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_lines, product_flops, share_of_peak_line  # noqa: E402
 from timing import (  # noqa: E402 (the shared helper next to this file)
     at_medium,
     measure,
@@ -193,7 +196,9 @@ def worker(args: argparse.Namespace) -> None:
     run = BUILDERS[args.worker](device, args.updates)
     times = measure({args.worker: run}, repeats=args.repeats, warmup=args.warmup, device=device)
     per_update = [t / args.updates for t in times[args.worker]]
-    print(json.dumps({"name": args.worker, "seconds_per_update": per_update}))
+    # A replayed CUDA graph runs no PyTorch operators that a FLOP counter could see.
+    flops = None if args.worker == "compiled" else product_flops(run, per_call=args.updates)
+    print(json.dumps({"name": args.worker, "seconds_per_update": per_update, "flops": flops}))
 
 
 def main() -> None:
@@ -226,7 +231,10 @@ def main() -> None:
           f"{args.repeats} blocks x {args.updates} updates per candidate; environment of every process: "
           f"{allocator or 'no allocator or thread variables set'}", flush=True)
     print(precision_report(args.device), flush=True)
+    machine, peak = machine_lines(args.device, args.threads)
+    print("\n".join(machine), flush=True)
     results: dict[str, list[float]] = {name: [] for name in names}
+    flops: dict[str, float | None] = {}
     for r in range(args.rounds):
         for name in names if r % 2 == 0 else reversed(names):
             command = [sys.executable, __file__, "--worker", name, "--device", args.device,
@@ -235,7 +243,9 @@ def main() -> None:
             out = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
             if out.returncode != 0:
                 sys.exit(f"{name} failed:\n{out.stderr}")
-            results[name] += json.loads(out.stdout.strip().splitlines()[-1])["seconds_per_update"]
+            measured = json.loads(out.stdout.strip().splitlines()[-1])
+            results[name] += measured["seconds_per_update"]
+            flops[name] = measured["flops"]
     for name, seconds in results.items():
         print(f"{name:<11} {summary(seconds, 1e3, 'ms')} per update; "
               f"{1.0 / statistics.median(seconds):.0f} updates/s at the median")
@@ -247,6 +257,8 @@ def main() -> None:
                                 results["sb3@medium"]))
     if "compiled" in results:
         lines.append(ratio_line("sac_update_time_compiled_vs_eager", results["compiled"], results["ours"]))
+    lines += [share_of_peak_line(f"sac_update_{name}", flops[name], seconds, peak)
+              for name, seconds in results.items() if flops[name] is not None]
     print("\n".join(lines))
 
 
