@@ -61,7 +61,7 @@ from .learned_termination import TerminationClassifier, TerminationFitReport
 from .mbpo import MBPO, EnvironmentDataError, TrainingDivergedError, read_metrics
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
 from .plotting import apply_style, figures_dir, save_figure, series_style
-from .precision import MATMUL_PRECISIONS, matmul_precision, product_rounding_error
+from .precision import MATMUL_PRECISIONS, matmul_precision, product_rounding_error, resolve_matmul_precision
 from .render import (
     STATE_MAPS,
     ImaginedRollout,
@@ -242,6 +242,7 @@ __all__ = [
     "render_imagined",
     "render_state",
     "reset_rollout",
+    "resolve_matmul_precision",
     "restore_env_state",
     "rollout_schedule",
     "sample_mixed",

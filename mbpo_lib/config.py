@@ -55,9 +55,11 @@ class EnsembleConfig:
         patience: stop once no member has improved for more than this many epochs (5).
         max_epochs: an optional cap on epochs per fit (None: the paper's code has none).
         init_max_logvar, init_min_logvar, logvar_bound_coef: the soft log-variance bounds.
-        matmul_precision: ``"highest"`` (float32 products, the default) or ``"medium"``
+        matmul_precision: ``"highest"`` (float32 products, the default), ``"medium"``
             (products may round their inputs to bfloat16 on the CPU or TensorFloat-32 on CUDA;
-            faster), set only while the model trains and predicts (:mod:`mbpo_lib.precision`).
+            faster) or ``"auto"`` (``"medium"`` where it leaves products exact float32 on the
+            device, else ``"highest"``), set only while the model trains and predicts
+            (:mod:`mbpo_lib.precision`).
     """
 
     ensemble_size: int = 7
@@ -165,9 +167,11 @@ class SACConfig:
             keeps the pre-tanh Gaussian from spreading mass only on the saturated ends; the lower
             one merely prevents underflow and lets the policy become nearly deterministic.
         reward_scale: rewards are multiplied by this in the critic's target (1.0).
-        matmul_precision: ``"highest"`` (float32 products, the default) or ``"medium"``
+        matmul_precision: ``"highest"`` (float32 products, the default), ``"medium"``
             (products may round their inputs to bfloat16 on the CPU or TensorFloat-32 on CUDA;
-            faster), set only while the agent acts and learns (:mod:`mbpo_lib.precision`).
+            faster) or ``"auto"`` (``"medium"`` where it leaves products exact float32 on the
+            device, else ``"highest"``), set only while the agent acts and learns
+            (:mod:`mbpo_lib.precision`).
     """
 
     hidden_sizes: tuple[int, ...] = (256, 256)

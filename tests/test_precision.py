@@ -12,6 +12,7 @@ from mbpo_lib.precision import (
     check_matmul_precision,
     matmul_precision,
     product_rounding_error,
+    resolve_matmul_precision,
 )
 
 # "medium" may round each input of a product to bfloat16: 8 significant bits, so a relative error
@@ -29,7 +30,7 @@ def mkldnn_flag():
 
 @pytest.mark.parametrize("bad", ["low", "float32", "bf16", None, 1])
 def test_a_bad_setting_is_refused_naming_the_value_and_the_choices(bad):
-    with pytest.raises(ValueError, match=r"matmul_precision must be one of \('highest', 'medium'\)"):
+    with pytest.raises(ValueError, match=r"matmul_precision must be one of \('highest', 'medium', 'auto'\)"):
         check_matmul_precision(bad)
     with pytest.raises(ValueError, match="EnsembleConfig.matmul_precision"):
         EnsembleConfig(matmul_precision=bad).validate()
@@ -49,7 +50,7 @@ def test_the_setting_travels_in_a_run_config():
     old = config.to_dict()
     del old["sac"]["matmul_precision"], old["ensemble"]["matmul_precision"]   # a config.json from before
     assert MBPOConfig.from_dict(old).sac.matmul_precision == "highest"
-    assert MATMUL_PRECISIONS == ("highest", "medium")
+    assert MATMUL_PRECISIONS == ("highest", "medium", "auto")
 
 
 def test_the_flag_is_set_only_inside_the_context_and_restored_after_an_error():
@@ -78,6 +79,29 @@ def test_highest_leaves_a_users_own_global_setting_alone():
 def test_highest_products_are_exact_and_medium_rounds_at_most_to_bfloat16():
     assert product_rounding_error("highest", "cpu") == 0.0
     assert 0.0 <= product_rounding_error("medium", "cpu") <= 2.0 ** -7     # bfloat16, even truncated
+
+
+def test_auto_is_medium_exactly_where_medium_keeps_products_exact():
+    exact = product_rounding_error("medium", "cpu") == 0.0
+    assert resolve_matmul_precision("auto", "cpu") == ("medium" if exact else "highest")
+    assert resolve_matmul_precision("highest", "cpu") == "highest"
+    assert resolve_matmul_precision("medium", torch.device("cpu")) == "medium"
+    with pytest.raises(ValueError, match="got 'fast'"):
+        resolve_matmul_precision("fast", "cpu")
+    with pytest.raises(ValueError, match="'auto' is one of them on each device"):
+        product_rounding_error("auto", "cpu")
+    flag = mkldnn_flag()
+    before = flag.fp32_precision
+    with matmul_precision("auto", "cpu"):
+        assert flag.fp32_precision == ("bf16" if exact else before)
+    assert flag.fp32_precision == before
+    # A model and an agent at "auto" compute exactly what they compute at the setting it resolves to.
+    data = _hopper_like(600)
+    fits = [DynamicsModel(11, 3, EnsembleConfig(ensemble_size=2, num_elites=1, hidden_dim=16, max_epochs=2,
+                                                matmul_precision=p), seed=0)
+            .fit(*data, generator=torch.Generator().manual_seed(0)).final_holdout_mse
+            for p in ("auto", resolve_matmul_precision("auto", "cpu"))]
+    assert fits[0] == fits[1]
 
 
 def test_sliced_cpu_prediction_equals_running_each_member_on_its_rows():
@@ -109,7 +133,7 @@ def _hopper_like(n, seed=0):
 def test_medium_fits_and_predicts_like_highest():
     data = _hopper_like(2000)
     models = {}
-    for precision in MATMUL_PRECISIONS:
+    for precision in ("highest", "medium"):
         model = DynamicsModel(11, 3, EnsembleConfig(ensemble_size=3, num_elites=2, hidden_dim=32,
                                                     max_epochs=5, matmul_precision=precision), seed=0)
         models[precision] = (model, model.fit(*data, generator=torch.Generator().manual_seed(0)))
@@ -129,7 +153,7 @@ def test_a_medium_sac_update_matches_highest():
     g = torch.Generator().manual_seed(0)
     batch = (torch.randn(256, 11, generator=g), torch.rand(256, 3, generator=g) * 2 - 1,
              torch.randn(256, generator=g), torch.randn(256, 11, generator=g), torch.zeros(256))
-    agents = [SAC(11, 3, SACConfig(matmul_precision=p), seed=0) for p in MATMUL_PRECISIONS]
+    agents = [SAC(11, 3, SACConfig(matmul_precision=p), seed=0) for p in ("highest", "medium")]
     metrics = [agent.update(batch) for agent in agents]
     for name in metrics[0]:
         assert metrics[1][name] == pytest.approx(metrics[0][name], rel=20 * BFLOAT16_EPS, abs=1e-3), name
@@ -155,3 +179,5 @@ def test_medium_means_tf32_on_cuda_and_is_restored():
     assert matmul.fp32_precision == before
     assert product_rounding_error("highest", "cuda") == 0.0
     assert product_rounding_error("medium", "cuda") <= 2.0 ** -10     # TF32: 10 stored bits, even truncated
+    tf32_rounds = product_rounding_error("medium", "cuda") > 0.0
+    assert resolve_matmul_precision("auto", "cuda") == ("highest" if tf32_rounds else "medium")

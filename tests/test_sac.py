@@ -418,9 +418,10 @@ def train_pendulum(seed: int, steps: int = PENDULUM_STEPS, precision: str = "hig
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", MATMUL_PRECISIONS)
+@pytest.mark.parametrize("precision", [p for p in MATMUL_PRECISIONS if p != "auto"])
 def test_sac_learns_pendulum(precision):
-    """Also with matmul_precision "medium": the faster products must not cost the learning."""
+    """Also with matmul_precision "medium": the faster products must not cost the learning
+    ("auto" is one of the two on any device)."""
     from mbpo_lib.envs import evaluate
 
     sac = train_pendulum(seed=0, precision=precision)
