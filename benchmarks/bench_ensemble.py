@@ -333,7 +333,8 @@ def main() -> None:
     if "train" in args.tasks:
         seconds, flops = run_rounds("train", args)
         for side, values in seconds.items():
-            print(f"train  {side:<11} {describe(values, 1.0, 'updates/s')}   [7 x {BATCH} rows per update]")
+            print(f"train  {side:<11} {describe(values, 1.0, 'updates/s')}   [7 x {BATCH} rows per update, "
+                  f"{flops[side] / 1e9:.3f} GFLOP of products]")
         loop_ratio = statistics.median(seconds["loop"]) / statistics.median(seconds["ours"])
         ratios += throughput_ratios("ensemble_train", seconds)
         ratios.append(f"ratio ensemble_train_vs_loop {loop_ratio:.3f}")
@@ -343,7 +344,7 @@ def main() -> None:
         seconds, flops = run_rounds("step", args)
         for side, values in seconds.items():
             print(f"step   {side:<11} {describe(values, args.rows, 'transitions/s')}   "
-                  f"[{args.rows} rows per call]")
+                  f"[{args.rows} rows per call, {flops[side] / 1e9:.2f} GFLOP of products]")
         ratios += throughput_ratios("ensemble_step", seconds)
         shares += [share_of_peak_line(f"ensemble_step_{side}", flops[side], values, peak)
                    for side, values in seconds.items()]

@@ -23,11 +23,12 @@ count), in alternating order over several rounds so load from other jobs hits al
 In each process the update is warmed up, then timed in blocks of ``--updates`` updates.
 Install the peer with ``pip install -e .[bench]``.
 
-Where the time goes: the update is mostly 256 x 256 matrix products. Counted in products of
-256 x 256 x 256, ours does about 16.6 per update (forward: actor on s and s', target critics,
-critics twice; backward: the critics' weight and input gradients for L_Q, only input gradients
-through the critics for L_pi, the actor's gradients), stable-baselines3 about 18.6 (it also
-computes the critics' weight gradients in the actor step and then discards them). The rest of
+Where the time goes: the update is mostly 256 x 256 matrix products. Counted by torch's FLOP
+counter (``machine.product_flops``), ours does 0.563 GFLOP of products per update, 16.8 products
+of 256 x 256 x 256 (forward: actor on s and s', target critics, critics twice; backward: the
+critics' weight and input gradients for L_Q, only input gradients through the critics for L_pi,
+the actor's gradients), stable-baselines3 and the plain SAC 0.635 GFLOP, 18.9 such products
+(they also compute the critics' weight gradients in the actor step and then discard them). The rest of
 our gain is overhead: one backward and one fused Adam call for all losses, the twin critics as
 one batched network, no ``torch.distributions`` objects, the sampling on tensors.
 
@@ -247,8 +248,9 @@ def main() -> None:
             results[name] += measured["seconds_per_update"]
             flops[name] = measured["flops"]
     for name, seconds in results.items():
+        counted = "" if flops[name] is None else f"; {flops[name] / 1e9:.3f} GFLOP of products"
         print(f"{name:<11} {summary(seconds, 1e3, 'ms')} per update; "
-              f"{1.0 / statistics.median(seconds):.0f} updates/s at the median")
+              f"{1.0 / statistics.median(seconds):.0f} updates/s at the median{counted}")
     lines = [ratio_line(f"sac_update_time_vs_{peer}", results["ours"], results[peer]) for peer in args.peers]
     lines += [ratio_line(f"sac_update_time_medium_vs_{peer}", results["ours@medium"], results[peer])
               for peer in args.peers]
