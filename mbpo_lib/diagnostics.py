@@ -101,13 +101,19 @@ def diagnostic_columns(obs_dim: int, k_max: int = DIAG_K_MAX) -> tuple[str, ...]
 
     ``diag_rows`` (real steps measured), ``diag_one_step_mse`` (mean over the 1 + obs_dim
     outputs), ``diag_one_step_mse_r`` and ``diag_one_step_mse_s0`` .. ``_s{obs_dim-1}`` (per
-    output), ``diag_windows`` (open-loop windows), ``diag_k_step_error_k1`` .. ``_k{k_max}``,
+    output), ``diag_one_step_nmse`` and ``diag_one_step_nmse_r``, ``_s0`` .. (the same errors
+    divided by each target's variance over the rows: :attr:`OneStepErrors.normalized_mse`; the
+    mean is over the outputs that vary), ``diag_windows`` (open-loop windows),
+    ``diag_k_step_error_k1`` .. ``_k{k_max}``,
     ``diag_disagreement`` (mean over rows) and ``diag_disagreement_error_corr``. See
     :meth:`ModelErrorReport.metrics`.
     """
     obs_dim, k_max = _positive_int("obs_dim", obs_dim), _positive_int("k_max", k_max)
     return ("diag_rows", "diag_one_step_mse", "diag_one_step_mse_r",
-            *(f"diag_one_step_mse_s{j}" for j in range(obs_dim)), "diag_windows",
+            *(f"diag_one_step_mse_s{j}" for j in range(obs_dim)),
+            "diag_one_step_nmse", "diag_one_step_nmse_r",
+            *(f"diag_one_step_nmse_s{j}" for j in range(obs_dim)),
+            "diag_windows",
             *(f"diag_k_step_error_k{k}" for k in range(1, k_max + 1)),
             "diag_disagreement", "diag_disagreement_error_corr")
 
@@ -122,11 +128,14 @@ class OneStepErrors:
     :math:`\|\bar\mu_i - y_i\|_2 / \sqrt{1 + d}` with :math:`\bar\mu = \frac{1}{|\mathcal E|}\sum_e \mu_e`.
     ``disagreement [N]``: per row, the standard deviation across elites of :math:`\mu_e`,
     averaged over outputs (what ``DynamicsModel.step(..., disagreement=True)`` reports).
+    ``target_var [1 + obs_dim]``: per output, the variance of the target over the N rows
+    (population variance), the error a model would make by predicting the target's mean.
     """
 
     mse: torch.Tensor
     row_error: torch.Tensor
     disagreement: torch.Tensor
+    target_var: torch.Tensor
 
     @property
     def reward_mse(self) -> float:
@@ -141,6 +150,17 @@ class OneStepErrors:
     def mean_mse(self) -> float:
         """The mean over outputs: comparable with ``FitReport.elite_holdout_mse``."""
         return float(self.mse.mean())
+
+    @property
+    def normalized_mse(self) -> torch.Tensor:
+        r"""``[1 + obs_dim]``: :math:`\mathrm{MSE}_j / \mathrm{Var}(y_j)`, the share of each target's
+        variance the model leaves unexplained (:math:`1 - R^2`): 0 is exact, 1 no better than
+        the target's mean, whatever the output's scale. Raw MSEs cannot be compared across
+        outputs (a Hopper joint angle changes by 1e-3 a step, a velocity by 1). NaN for a
+        target that does not vary over the rows (a constant reward): nothing to explain.
+        """
+        return torch.where(self.target_var > 0, self.mse / self.target_var.clamp_min(1e-30),
+                           torch.full_like(self.mse, float("nan")))
 
 
 @torch.no_grad()
@@ -163,7 +183,8 @@ def one_step_errors(model: PredictiveModel, obs: torch.Tensor, act: torch.Tensor
     mse = ((mean - target) ** 2).mean(dim=(0, 1))
     row_error = ((mean.mean(dim=0) - target) ** 2).mean(dim=-1).sqrt()
     disagreement = mean.std(dim=0, unbiased=False).mean(dim=-1)
-    return OneStepErrors(mse.cpu(), row_error.cpu(), disagreement.cpu())
+    target_var = target.var(dim=0, unbiased=False) if n > 1 else torch.zeros_like(mse)
+    return OneStepErrors(mse.cpu(), row_error.cpu(), disagreement.cpu(), target_var.cpu())
 
 
 def _average_ranks(x: torch.Tensor) -> torch.Tensor:
@@ -261,7 +282,8 @@ def real_windows(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor, k
 class ModelErrorReport:
     """What :func:`model_error_report` measured (tensors on the CPU).
 
-    ``one_step_mse [1 + obs_dim]`` (reward first; :class:`OneStepErrors`), ``k_step_error
+    ``one_step_mse [1 + obs_dim]`` (reward first; :class:`OneStepErrors`), ``one_step_nmse
+    [1 + obs_dim]`` (:attr:`OneStepErrors.normalized_mse`; NaN where not measured), ``k_step_error
     [k_max]`` (mean Euclidean state error after k = 1..k_max open-loop steps; NaN when no
     window fitted), ``disagreement`` (mean over rows), ``disagreement_error_corr``
     (:func:`disagreement_error_correlation`), ``rows`` and ``windows`` measured.
@@ -273,6 +295,7 @@ class ModelErrorReport:
     disagreement_error_corr: float
     rows: int
     windows: int
+    one_step_nmse: torch.Tensor | None = None
 
     def metrics(self, prefix: str = "diag_") -> dict[str, float]:
         """The report as flat scalars named as :func:`diagnostic_columns` lists them."""
@@ -280,6 +303,12 @@ class ModelErrorReport:
                                  f"{prefix}one_step_mse": float(self.one_step_mse.mean()),
                                  f"{prefix}one_step_mse_r": float(self.one_step_mse[0])}
         out.update({f"{prefix}one_step_mse_s{j}": float(v) for j, v in enumerate(self.one_step_mse[1:])})
+        nmse = (self.one_step_nmse if self.one_step_nmse is not None
+                else torch.full_like(self.one_step_mse, float("nan")))
+        varies = nmse[~torch.isnan(nmse)]
+        out[f"{prefix}one_step_nmse"] = float(varies.mean()) if varies.numel() else float("nan")
+        out[f"{prefix}one_step_nmse_r"] = float(nmse[0])
+        out.update({f"{prefix}one_step_nmse_s{j}": float(v) for j, v in enumerate(nmse[1:])})
         out[f"{prefix}windows"] = self.windows
         out.update({f"{prefix}k_step_error_k{k}": float(v) for k, v in enumerate(self.k_step_error, 1)})
         out[f"{prefix}disagreement"] = self.disagreement
@@ -316,7 +345,7 @@ def model_error_report(model: PredictiveModel, batch: Batch | Sequence[torch.Ten
     return ModelErrorReport(
         one_step_mse=one.mse, k_step_error=k_error, disagreement=float(one.disagreement.mean()),
         disagreement_error_corr=disagreement_error_correlation(one.disagreement, one.row_error),
-        rows=int(obs.shape[0]), windows=int(window_obs.shape[0]))
+        rows=int(obs.shape[0]), windows=int(window_obs.shape[0]), one_step_nmse=one.normalized_mse)
 
 
 # --- 2. predictions against the real trajectory --------------------------------------------

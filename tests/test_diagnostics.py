@@ -136,6 +136,15 @@ def test_one_step_error_per_dimension_matches_a_hand_computation():
     assert errors.mean_mse == pytest.approx(float((elite_bias ** 2).mean()))
     assert_close(errors.row_error, elite_bias.mean(0).pow(2).mean().sqrt().expand(70))
     assert_close(errors.disagreement, ((elite_bias[0] - elite_bias[1]).abs() / 2).mean().expand(70))
+    # Normalised by each target's variance over the rows (1 - R^2), by hand with numpy
+    target = np.concatenate([rew.numpy()[:, None], (next_obs - obs).numpy()], axis=1)
+    assert_close(errors.target_var, torch.from_numpy(target.var(axis=0)), rtol=1e-5, atol=0)
+    assert_close(errors.normalized_mse, (elite_bias ** 2).mean(0) / torch.from_numpy(target.var(axis=0)),
+                 rtol=1e-5, atol=0)
+    # a target that never varies (a constant reward) has no variance to explain: NaN, not inf
+    constant = one_step_errors(model, obs, act, torch.ones_like(rew), next_obs)
+    assert math.isnan(float(constant.normalized_mse[0]))
+    assert torch.isfinite(constant.normalized_mse[1:]).all()
 
 
 def test_one_step_error_of_a_fitted_model_equals_a_loop_over_its_elites():
@@ -229,6 +238,11 @@ def test_model_error_report_is_zero_for_the_truth_and_grows_with_a_bias():
     metrics = biased.metrics()
     assert tuple(metrics) == diagnostic_columns(3)
     assert metrics["diag_one_step_mse_s2"] == pytest.approx(0.0025)
+    nmse = one_step_errors(BiasedModel(torch.full((2, 4), 0.05), [0, 1]), obs, act, rew,
+                           next_obs).normalized_mse
+    assert metrics["diag_one_step_nmse_s2"] == pytest.approx(float(nmse[3]))
+    assert metrics["diag_one_step_nmse"] == pytest.approx(float(nmse.mean()))
+    assert exact.metrics()["diag_one_step_nmse"] == 0.0
     assert metrics["diag_k_step_error_k1"] == pytest.approx(float(biased.k_step_error[0]))
     short = model_error_report(BiasedModel(torch.zeros(2, 4), [0, 1]), batch, max_rows=4)
     assert short.rows == 4 and short.windows == 0 and torch.isnan(short.k_step_error).all()
@@ -282,7 +296,7 @@ def test_the_smoke_run_logs_finite_diagnostics_for_every_epoch(monitored):
     for row in trainer.history:
         assert all(math.isfinite(row[c]) for c in columns), {c: row[c] for c in columns}
         assert row["diag_rows"] == trainer.config.model_train_freq            # the steps since the last fit
-        assert row["diag_windows"] > 0 and row["diag_one_step_mse"] > 0
+        assert row["diag_windows"] > 0 and row["diag_one_step_mse"] > 0 and row["diag_one_step_nmse"] > 0
         assert 0 <= row["seconds_monitor"] < row["seconds_total"]
     with open(run_dir / "metrics.csv") as f:
         table = list(csv.DictReader(f))
