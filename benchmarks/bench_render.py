@@ -18,22 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(fn, frames: int, rounds: int) -> list[float]:
@@ -58,7 +46,7 @@ def main() -> None:
     from mbpo_lib import render
 
     render.setup_headless_gl()
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores)")
+    print(f"CPU: {mbpo_lib.cpu_description()}")
     threads = os.environ.get("LP_NUM_THREADS", "unset")
     print(f"MUJOCO_GL={os.environ.get('MUJOCO_GL')} LP_NUM_THREADS={threads} "
           f"size={render.DEFAULT_SIZE[0]}x{render.DEFAULT_SIZE[1]}")

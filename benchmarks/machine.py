@@ -24,42 +24,16 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mbpo_lib.precision import matmul_precision, product_rounding_error
+from mbpo_lib.runtime import VECTOR_EXTENSIONS, cpu_name, vector_extensions  # noqa: F401 (re-exported)
 
-# The flags of /proc/cpuinfo that decide which float32 product kernels run.
-VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 # The shapes the peak is taken from: one large square product, and the batched shape of the
 # ensemble's layers (7 members x 256 rows x 200 x 200), the best the benchmarks can hope for.
 PEAK_SHAPES = ((1, 2048, 2048, 2048), (7, 256, 200, 200))
-
-
-def cpu_name(cpuinfo: str | None = None) -> str:
-    """The processor's model name from ``/proc/cpuinfo`` (or the given text); ``unknown CPU``."""
-    text = _cpuinfo() if cpuinfo is None else cpuinfo
-    for line in text.splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
-def vector_extensions(cpuinfo: str | None = None) -> list[str]:
-    """Which of :data:`VECTOR_EXTENSIONS` the first processor's ``flags`` line lists."""
-    text = _cpuinfo() if cpuinfo is None else cpuinfo
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return [name for name in VECTOR_EXTENSIONS if name in flags]
-    return []
-
-
-def _cpuinfo() -> str:
-    path = Path("/proc/cpuinfo")
-    return path.read_text() if path.exists() else ""
 
 
 def product_flops(call: Callable[[], object], per_call: int = 1) -> float:

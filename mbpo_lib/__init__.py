@@ -80,7 +80,15 @@ from .render import (
     write_clip,
 )
 from .rollout import RolloutStats, branched_rollout, model_buffer_capacity, reset_rollout, rollout_schedule
-from .runtime import default_device, fast_mode, seed_everything, setup_report
+from .runtime import (
+    cpu_description,
+    cpu_name,
+    default_device,
+    fast_mode,
+    seed_everything,
+    setup_report,
+    vector_extensions,
+)
 from .sac import SAC, TanhGaussianActor, TwinCritic, tanh_log_prob
 from .task_functions import CheckedFunction, function_path, load_function
 from .termination import TERMINATION_RULES, NeverTerminates, TerminationFn, termination_fn
@@ -187,6 +195,8 @@ __all__ = [
     "clip_html",
     "compare_distributions",
     "confidence_band",
+    "cpu_description",
+    "cpu_name",
     "default_device",
     "diagnostic_columns",
     "disagreement_error_correlation",
@@ -259,6 +269,7 @@ __all__ = [
     "termination_fn",
     "theorem_4_2_terms",
     "trajectory_windows",
+    "vector_extensions",
     "wasserstein_per_dim",
     "write_clip",
 ]

@@ -10,11 +10,16 @@ import os
 import platform
 import random
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
 
 FAST_ENV_VAR = "MBPO_FAST"
+
+# The flags of /proc/cpuinfo that decide which float32 product kernels run on a CPU (AVX2 code,
+# AVX-512 code such as oneDNN's, bfloat16 and AMX units): a timing means little without them.
+VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 # Environments the setup check tries to build: a pendulum (the FAST-mode workhorse) and Hopper.
 SETUP_CHECK_ENVS = ("InvertedPendulum-v5", "Hopper-v5")
@@ -36,6 +41,46 @@ def fast_mode() -> bool:
 def default_device() -> torch.device:
     """``cuda`` when PyTorch sees a GPU, else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The processor's model name, from ``/proc/cpuinfo`` (or the given text of one).
+
+    Elsewhere (macOS, Windows) ``platform.processor()``; ``"unknown CPU"`` when neither says.
+    Every timing the series reports names the CPU it came from: ratios and seconds change with it.
+    """
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    if cpuinfo is None and platform.processor():
+        return platform.processor()
+    return "unknown CPU"
+
+
+def vector_extensions(cpuinfo: str | None = None) -> list[str]:
+    """Which of :data:`VECTOR_EXTENSIONS` the first processor's ``flags`` line lists (``[]``
+    where there is no ``/proc/cpuinfo``)."""
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return [name for name in VECTOR_EXTENSIONS if name in flags]
+    return []
+
+
+def cpu_description() -> str:
+    """One line for a timing's caption: ``"AMD EPYC 7B13, 2 logical cores, avx2"``."""
+    extensions = ", ".join(vector_extensions()) or "no AVX2"
+    return f"{cpu_name()}, {os.cpu_count()} logical cores, {extensions}"
+
+
+def _cpuinfo() -> str:
+    path = Path("/proc/cpuinfo")
+    try:
+        return path.read_text()
+    except OSError:  # not Linux
+        return ""
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -76,6 +121,7 @@ def setup_report(env_ids: tuple[str, ...] = SETUP_CHECK_ENVS) -> dict[str, objec
     report: dict[str, object] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu_description(),
         **{name: _version(name) for name in ("mbpo_lib", "torch", "gymnasium", "mujoco", "numpy")},
         "device": str(default_device()),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",

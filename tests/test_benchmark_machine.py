@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import mbpo_lib
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import machine  # noqa: E402 (benchmarks/ is not a package)
 
@@ -19,6 +21,10 @@ processor\t: 1
 model name\t: AMD EPYC 7B13
 flags\t\t: fpu sse avx avx2 fma
 """
+
+
+def test_cpu_description_is_the_library_s():
+    assert machine.cpu_name is mbpo_lib.cpu_name and machine.vector_extensions is mbpo_lib.vector_extensions
 
 
 def test_cpu_name_and_extensions_from_cpuinfo():

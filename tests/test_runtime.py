@@ -76,3 +76,28 @@ def test_setup_report_steps_a_mujoco_env_and_reports_failures():
 
 def test_default_setup_check_covers_hopper():
     assert "Hopper-v5" in runtime.SETUP_CHECK_ENVS
+
+
+CPUINFO = """processor\t: 0
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse avx avx2 fma avx512f avx512bw avx512_bf16 sha_ni
+processor\t: 1
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse avx avx2 fma
+"""
+
+
+def test_cpu_name_and_extensions_read_the_first_processor():
+    assert mbpo_lib.cpu_name(CPUINFO) == "AMD EPYC 7B13"
+    assert mbpo_lib.vector_extensions(CPUINFO) == ["avx2", "avx512f", "avx512_bf16"]
+    assert mbpo_lib.cpu_name("") == "unknown CPU"
+    assert mbpo_lib.vector_extensions("processor : 0\n") == []
+
+
+def test_cpu_description_names_model_cores_and_extensions(monkeypatch):
+    monkeypatch.setattr(runtime, "_cpuinfo", lambda: CPUINFO)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    assert mbpo_lib.cpu_description() == "AMD EPYC 7B13, 2 logical cores, avx2, avx512f, avx512_bf16"
+    monkeypatch.setattr(runtime, "_cpuinfo", lambda: "processor : 0\nflags : fpu sse\n")
+    monkeypatch.setattr(runtime.platform, "processor", lambda: "arm")
+    assert mbpo_lib.cpu_description() == "arm, 2 logical cores, no AVX2"
