@@ -375,7 +375,7 @@ for arm in ("mbpo", "sac-g10"):
 #
 # | task | the guide (approximate) | the paper's plots (±10 %) | measured here (5 seeds an arm) |
 # |---|---|---|---|
-# | InvertedPendulum | not listed | MBPO at 1000 from ≈3k | MBPO 1,750 (official timing 2,250); SAC 12,750 (G 1), 2,000 (G 10) |
+# | InvertedPendulum | not listed | MBPO at 1000 from ≈3k | MBPO 1,750; SAC 12,750 (G = 1), 2,000 (G = 10) |
 # | Hopper | SAC 1–3M, MBPO 125k | MBPO ≈3.3k at 125k; SAC ≈1.5k at 125k | one seed to 10k only (Part 4) |
 # | Walker2d | SAC 1–3M, MBPO 300k | MBPO ≈4.9k at 300k; SAC ≈1.5k | not run (needs a GPU) |
 # | HalfCheetah | SAC 1–3M, MBPO 400k | MBPO ≈12k at 400k; SAC ≈8k | not run (needs a GPU) |
