@@ -133,7 +133,6 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 # - **D1**: the official pool takes an episode's steps when it ends; ours, each step
 # - **D2**: pendulums: the official SAC waits for 1,000 rows; ours starts at step 500
 # - **D4**: Gymnasium v5, not Gym v2: no setting undoes it
-# - D1 + D2 on InvertedPendulum: 2,250 steps to 1000 instead of 1,750 (5 seeds)
 # -->
 #
 # Three differences change *when* data reach the learner, and so where a curve sits on the step
@@ -943,8 +942,8 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # <!-- slide
-# - Return 1000 at step 2,000; fell back at 4,250 and 4,500; the paper: about 3,000
-# - Five seeds (notebook 06): median 1,750 steps, none fell back
+# - 1000 at step 2,000, two falls later; the paper: ≈3,000
+# - 5 seeds: median 1,750 steps, none fell back
 # - Holdout MSE 0.076 after the first fit (500 random steps), later 0.004 to 0.016
 # - Branches ended at their step: 77 % → 2 %
 # -->
@@ -995,7 +994,7 @@ def stacked(ax, labels: list[str], per_phase: list[dict[str, float]], width: flo
 
 
 # %% slideshow={"slide_type": "fragment"}
-print(f"CPU: {mbpo_lib.cpu_description()}; {torch.get_num_threads()} torch thread(s)")
+print(f"CPU: {mbpo_lib.cpu_description()}")
 runs = {f"InvertedPendulum-v5 ({'smoke run' if FAST else '5,000 steps'}, CPU)": ip_rows}
 if hopper_rows:
     runs[f"Hopper-v5 ({HOPPER_STEPS:,} steps, {device})"] = hopper_rows
@@ -1025,7 +1024,7 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # <!-- slide
-# - InvertedPendulum-v5, one CPU thread: 0.170 s per real step; SAC's updates 82 %
+# - InvertedPendulum-v5, this CPU: 0.170 s per real step; SAC's updates 82 %
 # - Hopper-v5, $G = 20$, another CPU: 0.335 s per training step; SAC 0.216 s
 # - 2.4 million Hopper updates: about 10 hours here
 # - On a GPU: not measured yet

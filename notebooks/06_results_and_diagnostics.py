@@ -415,7 +415,7 @@ print(f"official pool timing: {' / '.join(f'{v:,.0f}' for v in steps['official-t
       f"{median.estimate:,.0f} ({median.low:,.0f} to {median.high:,.0f}); {ratio.estimate:.2f} times "
       f"MBPO's steps ({ratio.low:.2f} to {ratio.high:.2f})")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # <!-- slide
 # - Median 2,250 (2,250 to 2,750): 1.29 times ours (1.12 to 1.57)
 # - About 500 of the 1,250 steps to the paper's ≈3,000
@@ -605,9 +605,9 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # <!-- slide
-# - Median 2,000 steps (1,750 to 2,500): 1.14 times MBPO's (1.00 to 1.43)
+# - 2,000 steps (1,750 to 2,500): 1.14 times MBPO's (1.00 to 1.43)
 # - The critic does not overestimate
-# - Half real data: also 1.14 times (0.71 to 1.33)
+# - Half real: 1.14 times (0.71 to 1.33)
 # -->
 #
 # - **Without real data** SAC reached 1000 at a median **2,000** real steps (95 % interval 1,750
@@ -727,8 +727,9 @@ plt.show()
 #   runs, 1.6 to 5 times MBPO's ($0.9$ to $1.7 \times 10^{-4}$), and those four held 1000 to
 #   the end.
 # - In the fifth run (seed 0) the frozen model stayed poor, $4 \times 10^{-2}$, some 250
-#   times MBPO's: that run touched 1000 once, at step 2,000, then fell below 500 in 10 of its
-#   12 later evaluations (MBPO: 0 of 64), and its critic ended at $-0.73$ of the real return.
+#   times MBPO's: that run reached 1000 at step 2,000, then fell below 500 in 10 of its 12
+#   later evaluations (MBPO: 0 of 64) and was back at 1000 only at the last, step 5,000; its
+#   critic ended at $-0.73$ of the real return.
 # - So the failure shows, in 1 run of 5: a model that stops learning can trap the policy where
 #   the model is wrong. With 5 seeds, 1 of 5 against 0 of 5 is a hint of how often, not a
 #   measurement of it; the rise in error the guide describes needs a policy that keeps moving
@@ -1245,7 +1246,7 @@ shutil.rmtree(RUNS)   # this notebook's run folders (temporary); comment out to 
 # ## Summary
 # <!-- slide
 # - InvertedPendulum: the update ratio, not the model, explains the gap
-# - Reset rollouts, the data mix, $k = 15$, a frozen model: none costs steps there
+# - Resets, data mix, $k = 15$, frozen model: no cost there
 # - Few seeds: bands and intervals, which under-cover
 # - Overestimation: $Q$ against the real return
 # - Read the fresh-data columns before tuning
