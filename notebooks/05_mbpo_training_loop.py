@@ -879,8 +879,8 @@ display(mbpo_lib.clip_html([clips[name] for name in shown], captions=shown))
 # run the preset for **20,000 real steps** (5,000 random, then 15 epochs), a budget that fits a
 # notebook session, not the paper's 125,000; $k$ stays 1 until epoch 20, so this run is MBPO's
 # early phase; at its end the cell films one episode of the agent. It runs only on a GPU: on a
-# CPU its 15,000 training steps would take about 84 minutes at the 0.335 s per training step
-# measured below on an AVX-512 EPYC. Without a GPU, or in FAST mode, the cell only says so.
+# laptop CPU its 15,000 training steps would take about 84 minutes at the 0.335 s per training
+# step measured below. Without a GPU, or in FAST mode, the cell only says so.
 # For the whole run use the command line (end of the notebook).
 
 # %% slideshow={"slide_type": "subslide"}
@@ -962,8 +962,7 @@ plt.show()
 #   1,000 on it moved between 0.004 and 0.016. The share of branches that end in their single
 #   step fell from 77 % to 2 % as the policy learned to keep the pole up (branches start from
 #   real states, and those are now near upright).
-# - The whole run took 14.4 minutes on one thread of a 2-core AMD EPYC virtual machine with
-#   AVX2 (2026-12-07; the timing cell below prints the CPU it ran on).
+# - The whole run took about 14 minutes on a laptop CPU (the timing cell below prints which).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Where the time goes
@@ -1030,12 +1029,11 @@ plt.show()
 # - On a GPU: not measured yet
 # -->
 #
-# - **InvertedPendulum-v5, one thread of a 2-core AMD EPYC with AVX2** (the run above, full
-#   mode, 2026-12-07): 0.170 s per real step, of which SAC's $G = 10$ updates take 0.139 s
-#   (82 %, 15.4 ms an update), the model fits 0.019 s, the rollouts 0.004 s, the evaluation
-#   0.007 s, the environment 0.001 s and the monitoring 0.0001 s.
-# - **Hopper-v5, one thread of a 2-core AMD EPYC with AVX-512** (2026-11-29; the run notebook
-#   06 reads,
+# - **InvertedPendulum-v5, a laptop CPU** (the run above, full mode): 0.170 s per real step, of
+#   which SAC's $G = 10$ updates take 0.139 s (82 %, 15.4 ms an update), the model fits
+#   0.019 s, the rollouts 0.004 s, the evaluation 0.007 s, the environment 0.001 s and the
+#   monitoring 0.0001 s.
+# - **Hopper-v5, a faster laptop CPU** (the run notebook 06 reads,
 #   `results/hopper_cpu/Hopper-v5_mbpo_seed0.csv`: 10,000 real steps, the last 5,000 with
 #   $G = 20$): 0.168 s per real step over the whole run, **0.335 s per training step**: SAC
 #   0.216 s (10.8 ms an update), model fits 0.114 s, rollouts 0.004 s ($k = 1$), environment

@@ -777,7 +777,7 @@ for arm in ("mbpo", "frozen-model"):
 # -->
 #
 # The committed run: Hopper-v5 with its preset for 10,000 real steps (5,000 random, then 5
-# epochs of 1,000 steps with $G = 20$), on a 2-core AMD EPYC virtual machine (AVX-512, 2026-11-29):
+# epochs of 1,000 steps with $G = 20$), on a laptop CPU:
 #
 # ```bash
 # python -m mbpo_lib train --env Hopper-v5 --steps 10000 --seed 0
@@ -1111,7 +1111,7 @@ print("  the model alone, largest dimensions:", ", ".join(f"s{j} {alone[j]:.3f} 
 # the model is far less accurate than on the pendulum: Hopper-v5
 # with its preset for 10,000 real steps (5,000 random, then 5 epochs), seed 0: as it is (the run
 # of Part 3), with $k = 15$ and with $k = 100$ from the start, and with `real_ratio = 0`.
-# Committed runs, 27 to 43 minutes each on Part 3's AVX-512 EPYC, **one seed each**: the preset's own
+# Committed runs, 27 to 43 minutes each on a laptop CPU, **one seed each**: the preset's own
 # return moves by up to about 100 from one epoch to the next, so only a gap much larger than
 # that says anything, and even then for one seed. The same arms over several seeds need hours of
 # CPU each and are not run yet.
