@@ -1,4 +1,4 @@
-"""Run-time switches every notebook and script reads: FAST mode, the device, seeding, setup check.
+"""Run-time switches every notebook and script reads: FAST mode, the device, seeding, the CPU, setup check.
 
 ``MBPO_FAST=1`` asks for small budgets (CI and quick looks): the *same code path*, fewer steps.
 :func:`fast_mode` is the one place that reads the variable, so every notebook agrees on it.
