@@ -14,24 +14,9 @@ import mbpo_lib
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import machine  # noqa: E402 (benchmarks/ is not a package)
 
-CPUINFO = """processor\t: 0
-model name\t: AMD EPYC 7B13
-flags\t\t: fpu sse avx avx2 fma avx512f avx512bw avx512_bf16 sha_ni
-processor\t: 1
-model name\t: AMD EPYC 7B13
-flags\t\t: fpu sse avx avx2 fma
-"""
-
 
 def test_cpu_description_is_the_library_s():
     assert machine.cpu_name is mbpo_lib.cpu_name and machine.vector_extensions is mbpo_lib.vector_extensions
-
-
-def test_cpu_name_and_extensions_from_cpuinfo():
-    assert machine.cpu_name(CPUINFO) == "AMD EPYC 7B13"
-    assert machine.vector_extensions(CPUINFO) == ["avx2", "avx512f", "avx512_bf16"]
-    assert machine.cpu_name("") == "unknown CPU"
-    assert machine.vector_extensions("processor : 0\n") == []
 
 
 def test_product_flops_counts_a_product_and_its_gradients():
