@@ -7,39 +7,21 @@
 #   bash results/controls/run_sweeps.sh --num-cpus 8     # extra flags go to the sweep
 #   PYTHON=.venv/bin/python bash results/controls/run_sweeps.sh
 #
-# Resumable: run it again. Finished runs are skipped (also in a fresh clone: see
-# restore_finished), interrupted ones resume from their checkpoint, and runs made earlier by plain sweeps into runs/controls/sac-g10 and sac-g1 (same
-# folders, same settings) count as those arms' runs. Ray starts the runs in the arms' order below
-# (the priority order), so the first arms finish first. If a run fails, the report is still
+# Resumable: run it again. Finished runs are skipped (also in a fresh clone: see below),
+# interrupted ones resume from their checkpoint, and runs made earlier by plain sweeps into
+# runs/controls/sac-g10 and sac-g1 (same folders, same settings) count as those arms' runs. Ray
+# starts the runs in the arms' order below (the priority order), so the first arms finish first. If a run fails, the report is still
 # written from what is there and the script exits with the sweep's status.
 set -euo pipefail
 shopt -s nullglob
 cd "$(dirname "$0")/../.."
 
-# Finished runs are kept in results/controls/finished/<arm>/<run>/ (config.json, done.json,
-# metrics.csv; no checkpoint), so that the sweep spans sessions and fresh clones: restored into
-# runs/controls/ first (the sweep then skips them), saved again whenever this script exits.
-restore_finished() {
-    local kept rel
-    for kept in results/controls/finished/*/*/; do
-        rel="${kept#results/controls/finished/}"
-        if [[ ! -e "runs/controls/$rel/done.json" ]]; then
-            mkdir -p "runs/controls/$rel"
-            cp "$kept"config.json "$kept"done.json "$kept"metrics.csv "runs/controls/$rel"
-        fi
-    done
-}
-save_finished() {
-    local done run rel
-    for done in runs/controls/*/*/done.json; do
-        run="$(dirname "$done")"
-        rel="${run#runs/controls/}"
-        mkdir -p "results/controls/finished/$rel"
-        cp "$run/config.json" "$run/done.json" "$run/metrics.csv" "results/controls/finished/$rel/"
-    done
-}
-restore_finished
-trap save_finished EXIT
+# Finished runs are kept in results/controls/finished/<arm>/<run>/ (results/finished_runs.sh), so
+# that the sweep spans sessions and fresh clones: restored into runs/controls/ first (the sweep
+# then skips them), saved again whenever this script exits.
+source results/finished_runs.sh
+restore_finished runs/controls results/controls/finished
+trap 'save_finished runs/controls results/controls/finished' EXIT
 
 PYTHON="${PYTHON:-python}"
 ARMS=(

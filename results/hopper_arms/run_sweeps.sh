@@ -6,41 +6,26 @@
 #   bash results/hopper_arms/run_sweeps.sh                  # from anywhere in the repository
 #   bash results/hopper_arms/run_sweeps.sh --num-cpus 1     # extra flags go to every sweep
 #   PYTHON=.venv/bin/python SEEDS="0 1 2 3 4" bash results/hopper_arms/run_sweeps.sh
+#   OMP_NUM_THREADS=1 SEEDS="0 2" bash results/hopper_arms/run_sweeps.sh --no-ray &   # two cores:
+#   OMP_NUM_THREADS=1 SEEDS=1 bash results/hopper_arms/run_sweeps.sh --no-ray &       # seeds split
 #
 # One sweep per seed, seed 0 of every arm first: a sweep cut short (it spans sessions: a run costs
-# 30 to 50 minutes of one core) still leaves every arm with the same seeds. Resumable: run it
-# again. Finished runs are kept in results/hopper_arms/finished/<arm>/<run>/ (config.json,
-# done.json, metrics.csv; no checkpoint) and restored into runs/hopper_arms/ first, so a fresh
-# clone goes on where the last machine stopped; an interrupted run resumes from its checkpoint
-# on the same machine and restarts from zero on another. If a run fails, the report is still
-# written from what is there and the script exits with the failing sweep's status.
+# 30 to 60 minutes of one core) still leaves every arm with the same seeds. Resumable: run it
+# again. Every run writes a checkpoint each epoch (checkpoint_every=1: about 50 MB, no effect on
+# the result), so an interrupted run resumes from its last epoch on the same machine; on another
+# it restarts from zero. Finished runs are kept in results/hopper_arms/finished/<arm>/<run>/
+# (results/finished_runs.sh) and restored into runs/hopper_arms/ first, so a fresh clone goes on
+# where the last machine stopped. If a run fails, the report is still written from what is there
+# and the script exits with the failing sweep's status.
 set -euo pipefail
 shopt -s nullglob
 cd "$(dirname "$0")/../.."
 
 ROOT=runs/hopper_arms
 KEPT=results/hopper_arms/finished
-restore_finished() {
-    local kept rel
-    for kept in "$KEPT"/*/*/; do
-        rel="${kept#"$KEPT"/}"
-        if [[ ! -e "$ROOT/$rel/done.json" ]]; then
-            mkdir -p "$ROOT/$rel"
-            cp "$kept"config.json "$kept"done.json "$kept"metrics.csv "$ROOT/$rel"
-        fi
-    done
-}
-save_finished() {
-    local done run rel
-    for done in "$ROOT"/*/*/done.json; do
-        run="$(dirname "$done")"
-        rel="${run#"$ROOT"/}"
-        mkdir -p "$KEPT/$rel"
-        cp "$run/config.json" "$run/done.json" "$run/metrics.csv" "$KEPT/$rel/"
-    done
-}
-restore_finished
-trap save_finished EXIT
+source results/finished_runs.sh
+restore_finished "$ROOT" "$KEPT"
+trap 'save_finished "$ROOT" "$KEPT"' EXIT
 
 PYTHON="${PYTHON:-python}"
 SEEDS="${SEEDS:-0 1 2}"
@@ -58,8 +43,8 @@ done
 status=0
 for seed in $SEEDS; do
     "$PYTHON" -m mbpo_lib sweep --envs Hopper-v5 --seeds "$seed" --steps 10000 --root "$ROOT" \
-        "${arm_flags[@]}" "$@" || status=$?
-    save_finished
+        --set checkpoint_every=1 "${arm_flags[@]}" "$@" || status=$?
+    save_finished "$ROOT" "$KEPT"
     if [[ $status -ne 0 && $status -ne 1 ]]; then    # 2: bad settings, nothing ran; other: a crash
         exit "$status"
     fi
