@@ -34,6 +34,7 @@ ARMS=(
     frozen-model:freeze_model_after_epoch=1
     official-timing:official_pool_timing=true
     real-ratio-0.5:real_ratio=0.5
+    mbpo-rerun    # the preset again, on the machine that ran the arms after sac-g10 (README.md)
 )
 arm_flags=()
 for arm in "${ARMS[@]}"; do
