@@ -152,8 +152,9 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST} |
 # D2; nothing reproduces D4. Measured over 5 seeds on InvertedPendulum-v5 (notebook 06, the
 # `official-timing` arm of `results/controls/`): with both, MBPO reached a return of 1000 at a
 # median 2,250 real steps (95 % interval 2,250 to 2,750) instead of our 1,750, 1.29 times as
-# many (1.12 to 1.57). That is about 500 of the 1,250 steps between us and the paper's ≈3,000;
-# the rest is not explained here. D3, counting the warm-up, is the last bullet above.
+# many (1.12 to 1.57); against our preset rerun on the same machine (median 2,000), 1.12 times
+# (1.12 to 1.38). That is 250 to 500 of the 1,250 steps between us and the paper's ≈3,000; the
+# rest is not explained here. D3, counting the warm-up, is the last bullet above.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The hyperparameters of the method
