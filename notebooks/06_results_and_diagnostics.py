@@ -1238,9 +1238,10 @@ print("  the model alone, largest dimensions:", ", ".join(f"s{j} {alone[j]:.3f} 
 # the model is far less accurate than on the pendulum: Hopper-v5
 # with its preset for 10,000 real steps (5,000 random, then 5 epochs), seed 0: as it is, with
 # $k = 15$ and with $k = 100$ from the start, and with `real_ratio = 0`.
-# Committed runs, 27 to 43 minutes each on a laptop CPU, **one seed each**: the preset's own
-# return moves by up to about 100 from one epoch to the next, so only a gap much larger than
-# that says anything, and even then for one seed. The same arms over several seeds need hours of
+# Committed runs, 27 to 43 minutes each on a laptop CPU, **one seed each**: this preset run's
+# return moves by up to about 100 from one epoch to the next, and Part 3's two runs of the same
+# preset by up to 700 (seed 1: 317 to 1,021), so only a gap much larger than that says anything,
+# and even then for one seed. The same arms over several seeds need hours of
 # CPU each and are not run yet.
 #
 # ```bash
@@ -1286,13 +1287,14 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # <!-- slide
-# - $k = 15$: 1,027 against the preset's 341 at step 10,000, far beyond the swing
+# - $k = 15$: 1,027 against the preset's 341; the preset's seed 1 (Part 3): 1,006
 # - $k = 100$: 392; `real_ratio = 0`: 181
 # - One seed: rerun over seeds before ranking
 # -->
 #
-# - **$k = 15$** ended at 1,027 against the preset's 341 at step 10,000, the one gap far larger
-#   than the preset's swing. Its branches ran about 14.4 of their 15 steps, so SAC drew on 15
+# - **$k = 15$** ended at 1,027 against the preset's 341 at step 10,000, far beyond this preset
+#   run's swing, but not beyond the spread between seeds: Part 3's seed 1 of the same preset
+#   ended at 1,006. Its branches ran about 14.4 of their 15 steps, so SAC drew on 15
 #   times as many model transitions (601 MiB). The preset's schedule raises $k$ only from epoch
 #   20, and a CPU budget ends at epoch 5. Whether long branches help this early on Hopper in
 #   general is a question for several seeds; on InvertedPendulum, over 5 seeds (Part 2), they
