@@ -500,7 +500,7 @@ for arm in ("mbpo", "mbpo-rerun", *DESIGN):
 # %% slideshow={"slide_type": "skip"}
 def steps_figure(order: list[str], budget: float = 5_000):
     """Each arm's steps to 1000: one dot a seed (red: not reached), the median and its interval."""
-    fig, ax = plt.subplots(figsize=(8.2, 0.55 * len(order) + 1.3), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.2, 0.45 * len(order) + 1.2), layout="constrained")
     beyond = budget * 1.04
     for y, arm in enumerate(order):
         values = np.array(steps[arm])
@@ -578,7 +578,7 @@ for arm in DESIGN:
     print(f"{LABELS[arm]:26s}: {against.estimate:.2f} times the rerun's steps "
           f"({against.low:.2f} to {against.high:.2f})")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # <!-- slide
 # - Same seed, other machine: the logs part in the first epoch or two
 # - The rerun: median 2,000, 1.14 times the first runs (1.00 to 1.33)
@@ -882,7 +882,7 @@ def per_output(rows: list[dict], kind: str) -> np.ndarray:
 
 
 # %% slideshow={"slide_type": "slide"} tags=["hide-input"]
-fig, ((raw_ax, norm_ax), (k_ax, fresh_ax)) = plt.subplots(2, 2, figsize=(8.2, 6.4), layout="constrained")
+fig, ((raw_ax, norm_ax), (k_ax, fresh_ax)) = plt.subplots(2, 2, figsize=(8.2, 4.9), layout="constrained")
 where = np.arange(len(OUTPUTS))
 for seed, rows in monitor.items():
     shift = (seed - (len(monitor) - 1) / 2) * 0.18
