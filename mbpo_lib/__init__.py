@@ -56,7 +56,7 @@ from .envs import (
     restore_env_state,
 )
 from .files import CheckpointWarning, CheckpointWriteError
-from .intervals import Interval, lower_median, median_interval, ratio_interval
+from .intervals import Interval, difference_interval, lower_median, median_interval, ratio_interval
 from .learned_termination import TerminationClassifier, TerminationFitReport
 from .mbpo import MBPO, EnvironmentDataError, TrainingDivergedError, read_metrics
 from .models import EnsembleLinear, GaussianEnsemble, Normalizer, gaussian_nll
@@ -199,6 +199,7 @@ __all__ = [
     "cpu_name",
     "default_device",
     "diagnostic_columns",
+    "difference_interval",
     "disagreement_error_correlation",
     "discounted_linear_error",
     "discounted_returns",

@@ -12,6 +12,9 @@ was reached, so order statistics stay well defined where a mean would not:
   replacement, take each resample's lower median, read the ``(1 - confidence) / 2`` and
   ``(1 + confidence) / 2`` order statistics of those). No interpolation between resamples, so an
   infinite bound stays infinite: "beyond the budget", printed by the report as ``>budget``.
+- :func:`difference_interval`: the same for ``lower_median(a) - lower_median(b)``, for finite
+  scores such as the evaluation return at the end of a budget (no censoring there), e.g. an
+  arm's returns minus the baseline's.
 - :func:`ratio_interval`: the same for ``lower_median(a) / lower_median(b)``, each sample
   resampled independently (the arms' runs are unpaired), e.g. an arm's steps over the baseline's.
 
@@ -147,3 +150,27 @@ def ratio_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0
     low, _ = _percentiles(np.where(unknown, 0.0, ratios), confidence)
     _, high = _percentiles(np.where(unknown, np.inf, ratios), confidence)
     return Interval(float(_ratio(lower_median(first), lower_median(second))), low, high)
+
+
+def difference_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95,
+                        resamples: int = 10_000, seed: int = 0) -> Interval:
+    """``lower_median(a) - lower_median(b)`` and its percentile-bootstrap interval, ``a`` and
+    ``b`` resampled independently (unpaired runs: an arm's seeds and the baseline's).
+
+    For finite scores, where larger or smaller has no budget to run past: returns at the end of
+    a run, any sign. With 3 runs an arm every resample's median is one of the 3 values, so the
+    interval reaches from about ``min(a) - max(b)`` to ``max(a) - min(b)``: it says how far the
+    seeds disagree, and an interval that holds 0 means no difference was measured. Raises
+    ``ValueError`` as :func:`median_interval`, and for infinite values.
+    """
+    first = _sample(a, "difference_interval's a")
+    second = _sample(b, "difference_interval's b")
+    for what, array in (("a", first), ("b", second)):
+        if np.isinf(array).any():
+            raise ValueError(f"difference_interval's {what} must be finite scores (a return, not "
+                             f"steps with math.inf for a censored run), got {list(array)!r}")
+    _check_options(confidence, resamples, seed)
+    rng = np.random.default_rng(seed)
+    differences = _bootstrap_medians(first, resamples, rng) - _bootstrap_medians(second, resamples, rng)
+    low, high = _percentiles(differences, confidence)
+    return Interval(lower_median(first) - lower_median(second), low, high)

@@ -471,11 +471,14 @@ assert all(sorted(arms[arm]) == [0, 1, 2, 3, 4] for arm in [*DESIGN, "mbpo-rerun
 steps.update({arm: [steps_to(rows) for rows in arms[arm].values()] for arm in DESIGN})
 
 
+def fresh_over_holdout(row: dict) -> float:
+    """One epoch's model error on the real steps after its fit over the fit's holdout error."""
+    return row["diag_one_step_mse"] / row["model_holdout_mse"]     # nan where either is missing
+
+
 def ratio_fresh_to_holdout(rows: list[dict]) -> float:
-    """The model's error on the real steps after each fit over its holdout error, median over epochs."""
-    values = [r["diag_one_step_mse"] / r["model_holdout_mse"] for r in rows
-              if not (math.isnan(r["diag_one_step_mse"]) or math.isnan(r["model_holdout_mse"]))]
-    return statistics.median(values)
+    """fresh_over_holdout, median over the epochs that logged both errors."""
+    return statistics.median(v for v in map(fresh_over_holdout, rows) if not math.isnan(v))
 
 
 def final_bias(rows: list[dict]) -> float:
@@ -747,8 +750,7 @@ plt.show()
 # %% slideshow={"slide_type": "skip"}
 def fresh_to_holdout(rows: list[dict], until: float) -> tuple[float, float]:
     """The median next-steps / holdout error ratio over the epochs up to ``until``, and after."""
-    pairs = [(r["env_steps"], r["diag_one_step_mse"] / r["model_holdout_mse"]) for r in rows
-             if not (math.isnan(r["diag_one_step_mse"]) or math.isnan(r["model_holdout_mse"]))]
+    pairs = [(r["env_steps"], fresh_over_holdout(r)) for r in rows if not math.isnan(fresh_over_holdout(r))]
     return (statistics.median(v for x, v in pairs if x <= until),
             statistics.median(v for x, v in pairs if x > until))
 
@@ -910,10 +912,6 @@ mbpo_lib.save_figure(fig, "06_model_monitoring")
 plt.show()
 
 # %% slideshow={"slide_type": "skip"}
-def fresh_over_holdout(row: dict) -> float:
-    return row["diag_one_step_mse"] / row["model_holdout_mse"]
-
-
 positions, velocities = OUTPUTS[1:6], OUTPUTS[6:]          # Hopper: s0-s4 angles and height, s5-s10 rates
 raw = {seed: dict(zip(OUTPUTS, per_output(rows, "mse"), strict=True)) for seed, rows in monitor.items()}
 norm = {seed: dict(zip(OUTPUTS, per_output(rows, "nmse"), strict=True)) for seed, rows in monitor.items()}

@@ -1,12 +1,13 @@
 """Bootstrap intervals of steps-to-threshold: known answers, censored runs (math.inf), a coverage
-check on a distribution whose median is known, ratios, determinism and bad input."""
+check on a distribution whose median is known, ratios, differences of finite scores, determinism
+and bad input."""
 
 import math
 
 import numpy as np
 import pytest
 
-from mbpo_lib.intervals import Interval, lower_median, median_interval, ratio_interval
+from mbpo_lib.intervals import Interval, difference_interval, lower_median, median_interval, ratio_interval
 
 INF = math.inf
 
@@ -90,7 +91,40 @@ def test_ratio_with_censored_medians():
     assert math.isnan(estimate) and (low, high) == (0.0, INF)
 
 
+def test_difference_of_known_samples():
+    assert difference_interval([300.0] * 3, [100.0] * 3) == Interval(200.0, 200.0, 200.0)
+    a, b = [-50.0, 400.0, 1000.0], [100.0, 250.0, 300.0]
+    estimate, low, high = difference_interval(a, b)
+    assert estimate == 150.0 and low <= estimate <= high
+    assert low >= min(a) - max(b) and high <= max(a) - min(b)      # order statistics of the samples
+    assert low < 0 < high                                           # these seeds disagree too much
+    shifted = difference_interval([v + 500 for v in a], b)          # shifting a shifts everything
+    assert shifted == Interval(estimate + 500, low + 500, high + 500)
+
+
+def test_a_sample_minus_itself_holds_zero_and_the_seed_fixes_the_interval():
+    values = [115.0, 1006.0, 560.0, 300.0, 745.0]
+    estimate, low, high = difference_interval(values, values)
+    assert estimate == 0.0 and low < 0.0 < high
+    again = difference_interval(np.array(values), tuple(values), seed=4)
+    assert difference_interval(values, values, seed=4) == again
+
+
+def test_difference_coverage_on_two_known_distributions():
+    rng = np.random.default_rng(7)
+    hits, trials = 0, 200                     # medians of N(300, 100) and N(100, 100) differ by 200
+    for trial in range(trials):
+        a, b = rng.normal(300, 100, 25), rng.normal(100, 100, 25)
+        _, low, high = difference_interval(a, b, resamples=2000, seed=trial)
+        hits += low <= 200 <= high
+    assert 0.88 <= hits / trials <= 0.99            # nominal 0.95
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda: difference_interval([1.0, INF], [2.0]), "difference_interval's a must be finite scores"),
+    (lambda: difference_interval([1.0], [math.nan]), "difference_interval's b has NaN"),
+    (lambda: difference_interval([1.0], []), "difference_interval's b needs at least one value"),
+    (lambda: difference_interval([1.0], [2.0], confidence=2), r"confidence must be a number in \(0, 1\)"),
     (lambda: lower_median([]), "needs at least one value"),
     (lambda: median_interval([]), "needs at least one value"),
     (lambda: median_interval([1.0, math.nan]), "NaN or -inf"),
