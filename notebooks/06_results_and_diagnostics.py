@@ -20,7 +20,7 @@
 # - Overestimation, measured against the real return
 # - Watching the model while MBPO trains
 # - Predictions and imagined rollouts against reality
-# - Failure modes: what one seed can show
+# - Hopper: the model beyond the updates, 3 seeds
 # -->
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mbpo-series/mbpo-notebooks/blob/main/notebooks/06_results_and_diagnostics.ipynb)
@@ -38,7 +38,10 @@
 #   open-loop error and the ensemble's disagreement against its realised error;
 # - how to look at a model's predictions against reality, watch its imagined Hopper drift
 #   from the real one over $k$ steps, and compare model-generated states with real ones;
-# - the method's failure modes on Hopper, and why one seed illustrates but never establishes.
+# - whether the model adds to the updates on Hopper-v5, where its errors compound: MBPO with
+#   short and long branches against SAC alone at MBPO's 20 updates per step, 3 seeds each, and
+#   the difference of two arms with its interval; and why one seed illustrates but never
+#   establishes.
 
 # %% slideshow={"slide_type": "skip"}
 # Setup: on Colab, install mbpo_lib from the repository (Colab's own torch is kept).
@@ -962,9 +965,9 @@ assert all(max(raw[s][o] for o in positions) < min(raw[s][o] for o in velocities
 #   0.15: the model fell behind where the policy went, and its members stopped flagging where.
 #   Seed 2 fell to 56 at step 8,000 as its critic's bias jumped from 2.6 to 15.2 times the real
 #   discounted return, and the model's 863-fold miss came one epoch later: there the critic
-#   moved first. Seed 1, which reached 1,021 at step 9,000, kept the correlation at 0.54 to 0.85, its
-#   critic 1.7 to 2.7 above the real return throughout. Three seeds: patterns to look for,
-#   not findings.
+#   moved first. Seed 1, which reached 1,021 at step 9,000, kept the correlation at 0.54 to
+#   0.85, its critic 1.7 to 2.7 above the real return throughout. Three seeds: patterns to look
+#   for, not findings.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Predictions against reality
