@@ -41,9 +41,10 @@ class Interval(NamedTuple):
     high: float
 
 
-def _sample(values: Sequence[float], what: str, positive: bool = False) -> np.ndarray:
+def _sample(values: Sequence[float], what: str, positive: bool = False, finite: bool = False) -> np.ndarray:
     """``values`` as a float array, refusing what has no order statistic: an empty sample, NaN,
-    -inf, non-numbers, and (``positive``) values <= 0, which a ratio cannot divide by."""
+    -inf, non-numbers, (``positive``) values <= 0, which a ratio cannot divide by, and
+    (``finite``) inf, which a difference of scores cannot subtract."""
     if isinstance(values, (str, bytes)):
         raise ValueError(f"{what} must be a sequence of numbers, got {values!r}")
     try:
@@ -58,6 +59,9 @@ def _sample(values: Sequence[float], what: str, positive: bool = False) -> np.nd
                          "that never reached the threshold")
     if positive and (array <= 0).any():
         raise ValueError(f"{what} must be > 0 to take a ratio (steps to a threshold), got {values!r}")
+    if finite and np.isinf(array).any():
+        raise ValueError(f"{what} must be finite scores (a return, not steps with math.inf for a "
+                         f"censored run), got {values!r}")
     return array
 
 
@@ -163,12 +167,8 @@ def difference_interval(a: Sequence[float], b: Sequence[float], confidence: floa
     seeds disagree, and an interval that holds 0 means no difference was measured. Raises
     ``ValueError`` as :func:`median_interval`, and for infinite values.
     """
-    first = _sample(a, "difference_interval's a")
-    second = _sample(b, "difference_interval's b")
-    for what, array in (("a", first), ("b", second)):
-        if np.isinf(array).any():
-            raise ValueError(f"difference_interval's {what} must be finite scores (a return, not "
-                             f"steps with math.inf for a censored run), got {list(array)!r}")
+    first = _sample(a, "difference_interval's a", finite=True)
+    second = _sample(b, "difference_interval's b", finite=True)
     _check_options(confidence, resamples, seed)
     rng = np.random.default_rng(seed)
     differences = _bootstrap_medians(first, resamples, rng) - _bootstrap_medians(second, resamples, rng)

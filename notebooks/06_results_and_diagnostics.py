@@ -137,10 +137,10 @@ ENV = "InvertedPendulum-v5"
 LABELS = {"mbpo": "MBPO, G = 10", "sac-g10": "SAC alone, G = 10", "sac-g1": "SAC alone, G = 1"}
 
 
-def load_arm(arm: str) -> dict[int, list[dict]]:
-    """An arm's committed runs, ``{seed: metrics rows}``."""
+def load_arm(arm: str, root: Path = CONTROLS, env: str = ENV) -> dict[int, list[dict]]:
+    """An arm's committed runs under ``root`` (a report's folder), ``{seed: metrics rows}``."""
     return {int(p.stem.rsplit("seed", 1)[1]): mbpo_lib.read_metrics(p)
-            for p in sorted((CONTROLS / arm).glob(f"{ENV}_*_seed*.csv"))}
+            for p in sorted((root / arm).glob(f"{env}_*_seed*.csv"))}
 
 
 arms = {arm: load_arm(arm) for arm in LABELS}
@@ -754,7 +754,7 @@ plt.show()
 # %% slideshow={"slide_type": "skip"}
 def fresh_to_holdout(rows: list[dict], until: float) -> tuple[float, float]:
     """The median next-steps / holdout error ratio over the epochs up to ``until``, and after."""
-    pairs = [(r["env_steps"], fresh_over_holdout(r)) for r in rows if not math.isnan(fresh_over_holdout(r))]
+    pairs = [(r["env_steps"], v) for r in rows if not math.isnan(v := fresh_over_holdout(r))]
     return (statistics.median(v for x, v in pairs if x <= until),
             statistics.median(v for x, v in pairs if x > until))
 
@@ -869,9 +869,8 @@ for arm in ("mbpo", "frozen-model"):
 # ```
 
 # %% slideshow={"slide_type": "subslide"} tags=["hide-output"]
-MONITOR = RESULTS / "hopper_arms" / "mbpo"
-monitor = {int(p.stem.rsplit("seed", 1)[1]): mbpo_lib.read_metrics(p)
-           for p in sorted(MONITOR.glob("Hopper-v5_mbpo_seed*.csv"))}
+HOPPER = RESULTS / "hopper_arms"
+monitor = load_arm("mbpo", HOPPER, "Hopper-v5")
 assert monitor and all(rows[-1]["env_steps"] == 10_000 for rows in monitor.values()), sorted(monitor)
 state_dims = sorted(int(k.rsplit("_s", 1)[1]) for k in monitor[0][0] if k.startswith("diag_one_step_nmse_s"))
 OUTPUTS = ["r", *(f"s{j}" for j in state_dims)]
@@ -1260,11 +1259,9 @@ print("  the model alone, largest dimensions:", ", ".join(f"s{j} {alone[j]:.3f} 
 # ```
 
 # %% slideshow={"slide_type": "subslide"} tags=["hide-output"]
-HOPPER = RESULTS / "hopper_arms"
 HOPPER_LABELS = {"mbpo": "MBPO, preset (k = 1)", "k15": "MBPO, k = 15", "sac-g20": "SAC alone, G = 20",
                  "sac-g1": "SAC alone, G = 1"}
-hopper = {arm: {int(p.stem.rsplit("seed", 1)[1]): mbpo_lib.read_metrics(p)
-                for p in sorted((HOPPER / arm).glob("Hopper-v5_*_seed*.csv"))} for arm in HOPPER_LABELS}
+hopper = {arm: load_arm(arm, HOPPER, "Hopper-v5") for arm in HOPPER_LABELS}
 hopper_seeds = sorted(hopper["mbpo"])
 assert all(sorted(runs) == hopper_seeds for runs in hopper.values())     # every arm, the same seeds
 assert all(rows[-1]["env_steps"] == 10_000 for runs in hopper.values() for rows in runs.values())
@@ -1276,11 +1273,12 @@ def late_return(rows: list[dict], epochs: int = 3) -> float:
 
 
 late = {arm: [late_return(rows) for rows in runs.values()] for arm, runs in hopper.items()}
+late_median = {arm: mbpo_lib.median_interval(scores) for arm, scores in late.items()}
 summary = {row["arm"]: row for row in csv.DictReader((HOPPER / "sweep_summary.csv").open())}
 for arm, runs in hopper.items():
     final = [rows[-1]["eval_return"] for rows in runs.values()]
     assert math.isclose(statistics.median(final), float(summary[arm]["final_return_median"]), abs_tol=0.1)
-    median, bias = mbpo_lib.median_interval(late[arm]), [final_bias(rows) for rows in runs.values()]
+    median, bias = late_median[arm], [final_bias(rows) for rows in runs.values()]
     print(f"{HOPPER_LABELS[arm]:21s}: last 3 epochs {' / '.join(f'{v:4.0f}' for v in late[arm])}, median "
           f"{median.estimate:4.0f} ({median.low:4.0f} to {median.high:4.0f}) | at 10,000 "
           f"{' / '.join(f'{v:4.0f}' for v in final)} | Q bias at the end "
@@ -1294,7 +1292,7 @@ for i, (arm, runs) in enumerate(hopper.items()):
     for per_seed in returns:
         left.plot(x, per_seed, "-", lw=0.8, alpha=0.4, color=f"C{i}")
     left.plot(x, np.median(returns, axis=0), "o-", ms=3, lw=2, color=f"C{i}", label=HOPPER_LABELS[arm])
-    median = mbpo_lib.median_interval(late[arm])
+    median = late_median[arm]
     right.plot([median.low, median.high], [i, i], color="0.3", lw=4, alpha=0.35)
     right.plot(median.estimate, i, "|", color="black", ms=20, mew=2.5)
     right.scatter(late[arm], i + np.linspace(-0.15, 0.15, len(late[arm])), color=f"C{i}", zorder=3)
