@@ -325,11 +325,13 @@ def _report(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():   # a damaged run is reported below as one warning: line
         warnings.simplefilter("ignore", RuntimeWarning)
         done = sweep.report(args.root, args.out, thresholds=thresholds, at=at, figures=not args.no_figures,
-                            baseline=args.baseline)
+                            baseline=args.baseline, score_last=args.score_last)
     print(done.table)
     if done.comparison is not None:
+        scores = ("" if args.score_last is None else "; score_difference: the arm's median score minus the "
+                  "baseline's, with its 95% interval")
         print(f"\nagainst the baseline arm {args.baseline} (steps_ratio: the arm's median steps to the "
-              f"threshold over the baseline's; > 1 is slower):\n{done.comparison_table}")
+              f"threshold over the baseline's; > 1 is slower{scores}):\n{done.comparison_table}")
     if done.ignored:
         print(f"\n(ignored, not run folders: {', '.join(done.ignored)})")
     for line in done.damaged:
@@ -498,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--baseline", metavar="ARM",
                     help="with arm folders: compare every arm's steps to the threshold with this arm's "
                          "(a ratio of medians with a bootstrap interval; also written as comparison.csv)")
+    rp.add_argument("--score-last", type=int, metavar="N",
+                    help="also score each finished run by the mean of its last N evaluation returns (for "
+                         "budgets where runs never reach the threshold): the median score with a bootstrap "
+                         "interval, and with --baseline the difference of medians with its interval")
     rp.set_defaults(run=_report)
     args = parser.parse_args(argv)
     try:

@@ -74,7 +74,7 @@ from .config import (
 )
 from .envs import near_preset
 from .files import atomic_write, checkpoint_exists
-from .intervals import Interval, lower_median, median_interval, ratio_interval
+from .intervals import Interval, difference_interval, lower_median, median_interval, ratio_interval
 from .mbpo import CHECKPOINT_NAME, MBPO, read_metrics
 from .task_functions import function_path
 
@@ -794,6 +794,14 @@ class RunRecord:
         """The return at the budget (None for an unfinished run)."""
         return self.returns[-1] if self.finished and self.steps and self.steps[-1] == self.last_step else None
 
+    def score(self, last: int) -> float | None:
+        """The mean of the run's last ``last`` evaluation returns, the one at the budget among
+        them: a score that averages over the swings from one evaluation to the next. None for an
+        unfinished run, one whose last row was not evaluated, or one with fewer evaluations."""
+        if self.final_return is None or len(self.returns) < last:
+            return None
+        return float(np.mean(self.returns[-last:]))
+
 
 def read_run(folder: str | Path, arm: str = "") -> RunRecord:
     """Read ``<folder>/metrics.csv`` (and config.json, done.json when there) into a RunRecord;
@@ -969,6 +977,28 @@ def report_steps(env_id: str, budget: int, at: Mapping[str, Sequence[int]] | Non
     return tuple(step for step in REPORT_STEPS.get(env_id, ()) if step <= budget)
 
 
+def check_score_last(score_last: int | None) -> None:
+    """Refuse a ``score_last`` (how many of a run's last evaluations its score averages) that is
+    not a whole number >= 1; None (no score) passes."""
+    if score_last is None:
+        return
+    if isinstance(score_last, bool) or not isinstance(score_last, int) or score_last < 1:
+        raise ValueError("--score-last must be a whole number of evaluations >= 1 (a run's score is the "
+                         f"mean of its last N evaluation returns), got {score_last!r}")
+
+
+def _scores(runs: Sequence[RunRecord], score_last: int) -> list[float]:
+    return [score for r in runs if (score := r.score(score_last)) is not None]
+
+
+def _score_cell(score: float | None) -> float | str:
+    return "none" if score is None else _round(score)
+
+
+def _score_text(interval: Interval) -> str:
+    return f"{_round(interval.low)} to {_round(interval.high)}"
+
+
 def _groups(records: Sequence[RunRecord]) -> dict[tuple[str, str, str], list[RunRecord]]:
     groups: dict[tuple[str, str, str], list[RunRecord]] = {}
     for record in records:
@@ -977,7 +1007,8 @@ def _groups(records: Sequence[RunRecord]) -> dict[tuple[str, str, str], list[Run
 
 
 def summarize(records: Sequence[RunRecord], thresholds: Mapping[str, float] | None = None,
-              at: Mapping[str, Sequence[int]] | None = None) -> list[dict[str, Any]]:
+              at: Mapping[str, Sequence[int]] | None = None,
+              score_last: int | None = None) -> list[dict[str, Any]]:
     """One row per (arm, env, algo): seeds, finished seeds, budget, the median/mean/std of the
     final return (finished runs), the median of the final normalised Q bias (finished runs that
     log it; empty otherwise), the median return at fixed steps, steps to the threshold (median as
@@ -986,7 +1017,12 @@ def summarize(records: Sequence[RunRecord], thresholds: Mapping[str, float] | No
     one (an arms root).
 
     ``thresholds`` override :data:`DEFAULT_THRESHOLDS` per env; ``at`` overrides the fixed steps.
+    With ``score_last`` N, also each run's score (:meth:`RunRecord.score`, the mean of its last N
+    evaluations): ``score_last``, ``scored`` (runs with a score), ``score_median`` (the lower
+    median, as for steps), ``score_ci95`` (its percentile-bootstrap interval, ``low to high``)
+    and ``score_per_seed`` (``seed:score``, ``seed:none`` for a run without one).
     """
+    check_score_last(score_last)
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     env_budget: dict[str, int] = {}
     for record in records:
@@ -1008,6 +1044,13 @@ def summarize(records: Sequence[RunRecord], thresholds: Mapping[str, float] | No
         for step in report_steps(env, env_budget[env], at):
             values = [value for r in runs if (value := r.return_at(step)) is not None]
             row[f"median_return_at_{step}"] = _round(float(np.median(values)) if values else None)
+        if score_last is not None:
+            scores = _scores(runs, score_last)
+            interval = median_interval(scores) if scores else None
+            row.update(score_last=score_last, scored=f"{len(scores)}/{len(runs)}",
+                       score_median=_round(interval.estimate) if interval else "",
+                       score_ci95=_score_text(interval) if interval else "",
+                       score_per_seed=" ".join(f"{r.seed}:{_score_cell(r.score(score_last))}" for r in runs))
         threshold = thresholds.get(env)
         if threshold is not None:
             reached = [r.steps_to(threshold) for r in runs]
@@ -1037,7 +1080,7 @@ def _ratio_text(value: float) -> str:
 
 
 def compare(records: Sequence[RunRecord], baseline: str, thresholds: Mapping[str, float] | None = None,
-            confidence: float = 0.95) -> list[dict[str, Any]]:
+            confidence: float = 0.95, score_last: int | None = None) -> list[dict[str, Any]]:
     """Every arm's steps to the threshold against the ``baseline`` arm's, one row per (arm, env,
     algo) of an arms root (the baseline's own rows included, ratio 1).
 
@@ -1046,9 +1089,14 @@ def compare(records: Sequence[RunRecord], baseline: str, thresholds: Mapping[str
     the ratio is only bounded, written ``>R`` (the arm's smallest censoring bound over the
     baseline's median) or ``<R``; both censored: empty. ``steps_ratio_ci95``: the bootstrap
     interval of the ratio (:func:`~mbpo_lib.intervals.ratio_interval`; ``inf`` for an unbounded
-    end). Raises ``ValueError`` for records without arms, an unknown ``baseline`` (naming the
-    arms there are), or a baseline holding several algorithms for one env.
+    end). With ``score_last`` N, also the scores (:meth:`RunRecord.score`): ``score_median`` and
+    ``baseline_score_median`` (lower medians), ``score_difference`` (the arm's minus the
+    baseline's) and ``score_difference_ci95`` (:func:`~mbpo_lib.intervals.difference_interval`,
+    each side's runs resampled on their own), empty where a side has no scored run. Raises
+    ``ValueError`` for records without arms, an unknown ``baseline`` (naming the arms there are),
+    a baseline holding several algorithms for one env, or a ``score_last`` that is no count.
     """
+    check_score_last(score_last)
     arms = list(dict.fromkeys(r.arm for r in records))
     if not any(arms):
         raise ValueError(f"--baseline {baseline!r} compares arms, but these runs are not in arm folders (a "
@@ -1088,6 +1136,15 @@ def compare(records: Sequence[RunRecord], baseline: str, thresholds: Mapping[str
                 row.update(baseline_reached=f"{sum(map(math.isfinite, base_steps))}/{len(base)}",
                            baseline_steps_median=_step_text(theirs, base_bound), steps_ratio=ratio,
                            steps_ratio_ci95=f"{_ratio_text(low)}-{_ratio_text(high)}")
+        if score_last is not None:
+            scores, base_scores = _scores(runs, score_last), _scores(base, score_last)
+            row.update(score_median=_round(lower_median(scores)) if scores else "",
+                       baseline_score_median=_round(lower_median(base_scores)) if base_scores else "",
+                       score_difference="", score_difference_ci95="")
+            if scores and base_scores:
+                difference = difference_interval(scores, base_scores, confidence)
+                row.update(score_difference=_round(difference.estimate),
+                           score_difference_ci95=_score_text(difference))
         rows.append(row)
     order = {name: i for i, name in enumerate([baseline, *[a for a in arms if a != baseline]])}
     rows.sort(key=lambda row: order[row["arm"]])      # stable: env and algo order kept within an arm
@@ -1096,6 +1153,8 @@ def compare(records: Sequence[RunRecord], baseline: str, thresholds: Mapping[str
 
 COMPARISON_COLUMNS = ("arm", "env_id", "algo", "threshold", "seeds", "reached", "steps_to_threshold_median",
                       "baseline_reached", "baseline_steps_median", "steps_ratio", "steps_ratio_ci95")
+SCORE_COMPARISON_COLUMNS = ("score_median", "baseline_score_median", "score_difference",
+                            "score_difference_ci95")
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -1108,7 +1167,8 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             "steps_to_threshold", "seconds_median", "seconds_sum"]
     at = sorted({key for row in rows for key in row if key.startswith("median_return_at_")},
                 key=lambda key: int(key.rsplit("_", 1)[1]))
-    return head + at + tail
+    score = ["score_last", "scored", "score_median", "score_ci95", "score_per_seed"]
+    return head + at + [key for key in score if any(key in row for row in rows)] + tail
 
 
 def _csv_bytes(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
@@ -1254,7 +1314,7 @@ class Report:
 
 def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mapping[str, float] | None = None,
            at: Mapping[str, Sequence[int]] | None = None, figures: bool = True,
-           baseline: str | None = None) -> Report:
+           baseline: str | None = None, score_last: int | None = None) -> Report:
     """Aggregate the run folders under ``root`` into ``out`` (default ``<root>/report``).
 
     ``root`` is plain or holds arm folders (:func:`collect_arms`). Writes, each atomically:
@@ -1263,14 +1323,19 @@ def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mappi
     so results can be committed, ``runs/`` is not) and ``<env>_curves.png`` per env (unless
     ``figures`` is False; with arms, :func:`plot_arms`). With ``baseline`` (an arm's name):
     ``comparison.csv`` (:func:`compare`); the baseline is checked before anything is written.
+    With ``score_last`` N, each run's score, the mean of its last N evaluation returns
+    (:meth:`RunRecord.score`), in the summary, per run (``score``) and in the comparison (the
+    difference of medians with its interval): for budgets where no run reaches the threshold.
     Returns a :class:`Report` whose ``table`` is the summary as text.
     """
+    check_score_last(score_last)
     records, ignored, damaged = collect_arms(root)
     if not records:
         raise ValueError("no run folders (<env>_<algo>_seed<k> with metrics.csv, or "
                          f"<arm>/<env>_<algo>_seed<k>) in {root}")
     arms = list(dict.fromkeys(r.arm for r in records if r.arm))
-    comparison_rows = compare(records, baseline, thresholds) if baseline is not None else []
+    comparison_rows = (compare(records, baseline, thresholds, score_last=score_last) if baseline is not None
+                       else [])
     if baseline is not None:            # the baseline arm's rows first, everywhere
         records = sorted(records, key=lambda r: r.arm != baseline)
         arms = sorted(arms, key=lambda arm: arm != baseline)
@@ -1279,7 +1344,7 @@ def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mappi
     if out.resolve().parent == Path(root).resolve():   # the default <root>/report is no stray folder
         ignored = [name for name in ignored if name != out.name]
     merged = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-    rows = summarize(records, thresholds, at)
+    rows = summarize(records, thresholds, at, score_last)
     columns = _columns(rows)
     summary = out / SUMMARY_NAME
     atomic_write(summary, lambda f: f.write(_csv_bytes(rows, columns)))
@@ -1287,7 +1352,9 @@ def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mappi
                 "budget": r.budget, "last_step": r.last_step, "finished": r.finished,
                 "final_return": _round(r.final_return), "threshold": merged.get(r.env_id, ""),
                 "steps_to_threshold": _steps_text(r, merged.get(r.env_id)),
-                "final_q_bias_normalized": _round(r.q_bias_normalized, 3), "seconds": _round(r.seconds)}
+                "final_q_bias_normalized": _round(r.q_bias_normalized, 3),
+                **({"score": _round(r.score(score_last))} if score_last is not None else {}),
+                "seconds": _round(r.seconds)}
                for r in records]
     runs_csv = out / RUNS_NAME
     atomic_write(runs_csv, lambda f: f.write(_csv_bytes(per_run, list(per_run[0]))))
@@ -1311,8 +1378,9 @@ def report(root: str | Path, out: str | Path | None = None, *, thresholds: Mappi
     comparison, comparison_table = None, ""
     if baseline is not None:
         comparison = out / COMPARISON_NAME
-        atomic_write(comparison, lambda f: f.write(_csv_bytes(comparison_rows, COMPARISON_COLUMNS)))
-        comparison_table = format_table(comparison_rows, COMPARISON_COLUMNS)
+        columns = COMPARISON_COLUMNS + (SCORE_COMPARISON_COLUMNS if score_last is not None else ())
+        atomic_write(comparison, lambda f: f.write(_csv_bytes(comparison_rows, columns)))
+        comparison_table = format_table(comparison_rows, columns)
     return Report(rows=rows, summary=summary, runs=runs_csv, copies=copies, figures=pictures, ignored=ignored,
                   table="\n\n".join(blocks), damaged=damaged, arms=arms, comparison_rows=comparison_rows,
                   comparison=comparison, comparison_table=comparison_table)

@@ -1279,6 +1279,7 @@ for arm, runs in hopper.items():
     final = [rows[-1]["eval_return"] for rows in runs.values()]
     assert math.isclose(statistics.median(final), float(summary[arm]["final_return_median"]), abs_tol=0.1)
     median, bias = late_median[arm], [final_bias(rows) for rows in runs.values()]
+    assert math.isclose(median.estimate, float(summary[arm]["score_median"]), abs_tol=0.1)  # --score-last 3
     print(f"{HOPPER_LABELS[arm]:21s}: last 3 epochs {' / '.join(f'{v:4.0f}' for v in late[arm])}, median "
           f"{median.estimate:4.0f} ({median.low:4.0f} to {median.high:4.0f}) | at 10,000 "
           f"{' / '.join(f'{v:4.0f}' for v in final)} | Q bias at the end "
@@ -1319,6 +1320,9 @@ plt.show()
 # as for the ratio in Part 1. From scratch, then `mbpo_lib.difference_interval`. With 3 seeds a
 # resample's median is one of 3 values, so the interval spans about the lowest score of one
 # arm minus the highest of the other, to the reverse: it measures how far the seeds disagree.
+# The sweep's report computes the same score (`report --score-last 3`: `score_median` per arm,
+# and `score_difference` against the preset in `comparison.csv`); the cells check that they
+# agree.
 
 # %% slideshow={"slide_type": "subslide"}
 def bootstrap_difference(a: list[float], b: list[float], resamples: int = 10_000, seed: int = 0):
@@ -1340,6 +1344,10 @@ for top, bottom in PAIRS:
     print(f"{HOPPER_LABELS[top]:21s} - {HOPPER_LABELS[bottom]:18s}: {library.estimate:+5.0f} "
           f"({library.low:+5.0f} to {library.high:+5.0f})")
 assert min(late["k15"]) > max(late["sac-g20"])         # the text's "each run above each of SAC's"
+against_preset = {row["arm"]: row for row in csv.DictReader((HOPPER / "comparison.csv").open())}
+for arm in ("k15", "sac-g20", "sac-g1"):                 # the report's column: the same differences
+    ours = mbpo_lib.difference_interval(late[arm], late["mbpo"]).estimate
+    assert math.isclose(ours, float(against_preset[arm]["score_difference"]), abs_tol=0.1)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # <!-- slide

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mbpo_lib.intervals import difference_interval, median_interval
 from mbpo_lib.mbpo import CHECKPOINT_NAME, MBPO, METRIC_COLUMNS
 from mbpo_lib.sweep import (
     COMPARISON_NAME,
@@ -627,6 +629,83 @@ def test_an_arms_report_into_its_default_folder_can_be_run_again(arms_root):
     assert first.arms == second.arms == ["mbpo", "never", "same", "slow"]
     assert "report" not in second.ignored and sorted(second.ignored) == ["empty", "mbpo/notes"]
     assert (arms_root / "report" / "mbpo" / f"{ENV}_mbpo_seed0.csv").is_file()
+
+
+@pytest.fixture
+def scored_root(tmp_path):
+    """Arms whose runs never reach 1000, with known last-3 means: a 200, 500, 10; b 50, 80 and an
+    unfinished run; c one run whose last row is not evaluated and one with 2 evaluations only."""
+    root = tmp_path / "scored"
+    nan = float("nan")
+
+    def rows(*returns: float) -> list[tuple[int, float, float]]:
+        return [(1000 * (i + 1), ret, 1.0) for i, ret in enumerate(returns)]
+
+    for seed, tail in enumerate(((100, 200, 300), (400, 500, 600), (0, 0, 30))):
+        write_run(root / "a", run_name(ENV, "mbpo", seed), rows(900, *tail), 4000)
+    for seed, tail in enumerate(((50, 50, 50), (70, 80, 90))):
+        write_run(root / "b", run_name(ENV, "sac", seed), rows(5, *tail), 4000)
+    write_run(root / "b", run_name(ENV, "sac", 2), rows(5, 6), 4000, done=False)
+    write_run(root / "c", run_name(ENV, "sac", 0), rows(1, 2, 3, nan), 4000)
+    write_run(root / "c", run_name(ENV, "sac", 1), rows(1, 2), 2000)
+    return root
+
+
+def test_a_score_is_the_mean_of_the_last_evaluations_with_intervals_and_differences(scored_root, tmp_path):
+    out = tmp_path / "results"
+    done = report(scored_root, out, baseline="b", score_last=3, figures=False)
+    rows = {row["arm"]: row for row in table(out / SUMMARY_NAME)}
+    a, b, c = rows["a"], rows["b"], rows["c"]
+    assert (a["score_last"], a["scored"], a["score_per_seed"]) == ("3", "3/3", "0:200.0 1:500.0 2:10.0")
+    assert float(a["score_median"]) == 200.0                              # the median of 200, 500, 10
+    interval = median_interval([200.0, 500.0, 10.0])
+    assert a["score_ci95"] == f"{round(interval.low, 1)} to {round(interval.high, 1)}"
+    # b: the unfinished run has no score; the lower median of 50 and 80 is 50
+    assert (b["scored"], b["score_median"], b["score_per_seed"]) == ("2/3", "50.0", "0:50.0 1:80.0 2:none")
+    # c: a last row without an evaluation, and a run with 2 evaluations, are not scored
+    assert (c["scored"], c["score_median"], c["score_ci95"]) == ("0/2", "", "")
+    assert a["reached"] == "0/3" and a["steps_to_threshold_median"] == ">4000"   # what scores are for
+    per_run = {(r["arm"], r["seed"]): r["score"] for r in table(done.runs)}
+    assert (per_run["a", "0"], per_run["b", "2"], per_run["c", "0"]) == ("200.0", "", "")
+    # the comparison: each arm's median score minus b's, with difference_interval's bounds
+    compared = {row["arm"]: row for row in table(out / COMPARISON_NAME)}
+    assert list(compared) == ["b", "a", "c"]
+    difference = difference_interval([200.0, 500.0, 10.0], [50.0, 80.0])
+    assert (compared["a"]["score_median"], compared["a"]["baseline_score_median"]) == ("200.0", "50.0")
+    assert float(compared["a"]["score_difference"]) == difference.estimate == 150.0
+    assert compared["a"]["score_difference_ci95"] == (f"{round(difference.low, 1)} to "
+                                                       f"{round(difference.high, 1)}")
+    assert float(compared["b"]["score_difference"]) == 0.0
+    assert (compared["c"]["score_difference"], compared["c"]["score_difference_ci95"]) == ("", "")
+    assert "score_difference_ci95" in done.comparison_table and "score_per_seed" in done.table
+
+
+def test_without_score_last_the_report_has_no_score_columns(scored_root, tmp_path):
+    done = report(scored_root, tmp_path / "out", baseline="b", figures=False)
+    for path in (done.summary, done.runs, done.comparison):
+        assert not any(column.startswith("score") or "_score" in column for column in table(path)[0])
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "3"])
+def test_score_last_must_be_a_count(scored_root, tmp_path, bad):
+    with pytest.raises(ValueError, match=rf"--score-last must be a whole number of evaluations >= 1 .*got "
+                                         rf"{re.escape(repr(bad))}"):
+        report(scored_root, tmp_path / "out", score_last=bad)
+    assert not (tmp_path / "out").exists()                                # refused before writing
+
+
+def test_the_report_command_scores_runs(scored_root, tmp_path, capsys):
+    from mbpo_lib.__main__ import main
+
+    out = tmp_path / "results"
+    assert main(["report", str(scored_root), "--out", str(out), "--baseline", "b", "--score-last", "3",
+                 "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert "score_difference: the arm's median score minus the baseline's" in printed
+    assert "0:200.0 1:500.0 2:10.0" in printed
+    assert main(["report", str(scored_root), "--out", str(tmp_path / "no"), "--score-last", "0"]) == 2
+    assert "--score-last must be a whole number of evaluations >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
 
 
 # --- a real sweep through a Ray cluster on 127.0.0.1 -------------------------------------------

@@ -50,5 +50,5 @@ for seed in $SEEDS; do
     fi
 done
 "$PYTHON" -m mbpo_lib report "$ROOT" --out results/hopper_arms --baseline mbpo \
-    --threshold Hopper-v5=1000 --at Hopper-v5=6000,8000,10000
+    --threshold Hopper-v5=1000 --at Hopper-v5=6000,8000,10000 --score-last 3
 exit "$status"
