@@ -104,10 +104,10 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # return at a median 2,000 real steps against MBPO's 1,750: a ratio of 1.14, with a 95 %
 # bootstrap interval of 0.88 to 1.33 that includes 1. SAC with one update a step needed 7.3
 # times MBPO's steps. On that task the update ratio explains nearly all of the gap. On Hopper-v5
-# (3 seeds an arm, 10,000 steps) the preset MBPO could not be told apart from SAC alone with
-# its $G = 20$ either, but MBPO with 15-step model branches from the start scored above each
-# of those SAC runs: a hint that the model adds to the updates once its rollouts are long,
-# which notebook 06 measures with its intervals (`results/controls/`, `results/hopper_arms/`).
+# (5 seeds an arm, 10,000 steps) the preset MBPO could not be told apart from SAC alone with
+# its $G = 20$ either, but MBPO with 15-step model branches from the start scored above it,
+# +184 with a 95 % interval of +20 to +309: there the model adds to the updates once its
+# rollouts are long, as notebook 06 measures with its intervals (`results/controls/`, `results/hopper_arms/`).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## The model-based idea

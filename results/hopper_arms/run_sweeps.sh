@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Issue 17, item 5: where does the model add to the updates? Hopper-v5 to 10,000 real steps (5,000
-# random, then 5 epochs of 1,000 steps), 3 seeds an arm, into runs/hopper_arms/<arm>/, then the
+# random, then 5 epochs of 1,000 steps), 5 seeds an arm, into runs/hopper_arms/<arm>/, then the
 # report against the mbpo arm into results/hopper_arms/. What each arm controls for: README.md here.
 #
 #   bash results/hopper_arms/run_sweeps.sh                  # from anywhere in the repository
 #   bash results/hopper_arms/run_sweeps.sh --num-cpus 1     # extra flags go to every sweep
-#   PYTHON=.venv/bin/python SEEDS="0 1 2 3 4" bash results/hopper_arms/run_sweeps.sh
+#   PYTHON=.venv/bin/python SEEDS="3 4" bash results/hopper_arms/run_sweeps.sh   # some seeds
 #   OMP_NUM_THREADS=1 SEEDS="0 2" bash results/hopper_arms/run_sweeps.sh --no-ray &   # two cores:
 #   OMP_NUM_THREADS=1 SEEDS=1 bash results/hopper_arms/run_sweeps.sh --no-ray &       # seeds split
 #
@@ -28,7 +28,7 @@ restore_finished "$ROOT" "$KEPT"
 trap 'save_finished "$ROOT" "$KEPT"' EXIT
 
 PYTHON="${PYTHON:-python}"
-SEEDS="${SEEDS:-0 1 2}"
+SEEDS="${SEEDS:-0 1 2 3 4}"
 ARMS=(
     mbpo
     "k15:rollout_schedule=[0,1,15,15]"
