@@ -1238,7 +1238,7 @@ print("  the model alone, largest dimensions:", ", ".join(f"s{j} {alone[j]:.3f} 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Part 4 · Hopper: does the model add to the updates?
 # <!-- slide
-# - Hopper-v5, 10,000 real steps (5,000 random), seeds 0 to 2 an arm
+# - Hopper-v5, 10,000 real steps (5,000 random), seeds 0 to 4 an arm
 # - MBPO as preset ($k = 1$) and with $k = 15$ from the start
 # - Against SAC alone, real data only: $G = 20$ (MBPO's) and $G = 1$
 # -->
