@@ -1,4 +1,4 @@
-"""results/finished_runs.sh, the helper both run_sweeps.sh scripts source: finished runs are kept
+"""results/finished_runs.sh, the helper every run_sweeps.sh script sources: finished runs are kept
 (three small files, no checkpoint), unfinished ones are not, and a restore never touches a run
 that is already finished where it restores to."""
 import shutil
@@ -59,9 +59,10 @@ def test_nothing_kept_nothing_restored(tmp_path):
     assert not root.exists() and not kept.exists()
 
 
-def test_both_sweep_scripts_use_the_helper():
-    results = HELPER.parent
-    for script in (results / "controls" / "run_sweeps.sh", results / "hopper_arms" / "run_sweeps.sh"):
+def test_every_sweep_script_uses_the_helper():
+    scripts = sorted(HELPER.parent.glob("*/run_sweeps.sh"))
+    assert [s.parent.name for s in scripts] == ["controls", "hopper_arms", "idp_arms"]
+    for script in scripts:
         text = script.read_text()
         assert "source results/finished_runs.sh" in text
         assert "restore_finished()" not in text and "save_finished()" not in text
