@@ -108,8 +108,8 @@ print(f"mbpo_lib {mbpo_lib.__version__} | device: {device} | FAST mode: {FAST}")
 # its $G = 20$ either, but MBPO with 15-step model branches from the start scored above it,
 # +184 with a 95 % interval of +20 to +309: there the model adds to the updates once its
 # rollouts are long. A second task, InvertedDoublePendulum-v5, does not show the same: SAC alone
-# with the preset's $G = 20$ reached the top return in 0.60 times MBPO's steps (0.40 to 1.00,
-# 4 seeds), and 15-step branches kept MBPO from learning at all. Notebook 06 measures all of it
+# with the preset's $G = 20$ reached the top return in 0.55 times MBPO's steps (0.33 to 0.91,
+# 5 seeds), and 15-step branches kept MBPO from learning at all. Notebook 06 measures all of it
 # with its intervals (`results/controls/`, `results/hopper_arms/`, `results/idp_arms/`).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
