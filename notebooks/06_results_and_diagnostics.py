@@ -1546,13 +1546,13 @@ plt.show()
 #   22.2, above the 10 a step the task can pay at most, so the model was being exploited. The
 #   critic followed: its estimate on real states swung from $-1{,}830$ to $+9{,}580$ times the
 #   real return in seed 0 and from $-100$ to $+5{,}090$ in seed 4, and was off by 11 to 381
-#   times in the others. On InvertedPendulum
-#   (Part 2) the same setting cost nothing; on Hopper it was the one that beat matched
-#   updates. Here it is the method guide's first failure, in every seed.
+#   times in the others. On InvertedPendulum (Part 2) the same setting cost nothing; on Hopper
+#   it was the one that beat matched updates. Here it is the method guide's first failure, in
+#   every seed.
 # - **SAC with one update a step** was at 345 to 449 at step 5,000; none of its runs got near
 #   9,000.
 # - **So the second task does not show what Hopper showed.** As on InvertedPendulum, the
-#   update ratio explains MBPO's lead over SAC as usually run, and the branch length that
+#   update ratio explains MBPO's lead over SAC as usually run, and more; the branch length that
 #   helped on Hopper breaks MBPO here. The paper's schedules set $k$ per task ($k = 1$ on the
 #   pendulums, rising to 15 on Hopper): what the model adds depends on the task and on $k$.
 #   One budget (5,000 of the preset's 20,000 steps), five seeds; a run took 14 to 22 minutes
