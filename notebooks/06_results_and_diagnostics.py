@@ -1471,7 +1471,7 @@ for arm, median in idp_median.items():                                    # the 
     column = idp_summary[arm]["steps_to_threshold_median"]
     assert column.startswith(">") if math.isinf(median.estimate) else float(column) == median.estimate
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "skip"}
 for arm, values in idp_steps.items():
     median, last = idp_median[arm], [rows[-1]["eval_return"] for rows in idp[arm].values()]
     fell = [str(sum(r["eval_return"] < IDP_THRESHOLD / 2 for r in rows if r["env_steps"] > first))
